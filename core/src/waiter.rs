@@ -1,0 +1,368 @@
+//! Blocking: how a thread waits for a channel operation to become possible and
+//! how the thread that makes it possible wakes exactly one waiter.
+//!
+//! The shape follows crossbeam-channel's `context.rs` and `waker.rs`. A waiting
+//! operation owns a [`Context`] whose `select` word starts at `WAITING`; it puts
+//! the context into a [`WaitQueue`], re-checks its condition, and parks. A
+//! notifier wins the context with a compare-and-swap from `WAITING` to the
+//! selected operation and unparks its thread; a waiter that times out or is
+//! interrupted wins it with `ABORTED`/`INTERRUPTED` instead. Exactly one of the
+//! two wins, so a wake-up is never spent on a waiter that has already given up.
+//!
+//! The fast path of a notifier reads one counter. The race between "register,
+//! then re-check" and "publish, then read the counter" is closed by the
+//! asymmetric barriers of [`crate::barrier`].
+
+use crate::barrier;
+use crate::park::{Parker, Wake};
+use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// How a wait ended, as stored in a context's `select` word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selected {
+    /// Still waiting.
+    Waiting,
+    /// Gave up: the deadline passed, or the condition held before sleeping.
+    Aborted,
+    /// Gave up: a signal arrived and the interrupt hook asked to stop.
+    Interrupted,
+    /// A notifier chose this waiter for the operation with this token.
+    Operation(usize),
+}
+
+const WAITING: usize = 0;
+const ABORTED: usize = 1;
+const INTERRUPTED: usize = 2;
+/// Operation tokens start here; a plain channel operation uses this one.
+pub(crate) const FIRST_OPERATION: usize = 3;
+
+impl Selected {
+    fn to_word(self) -> usize {
+        match self {
+            Selected::Waiting => WAITING,
+            Selected::Aborted => ABORTED,
+            Selected::Interrupted => INTERRUPTED,
+            Selected::Operation(t) => t,
+        }
+    }
+
+    fn from_word(w: usize) -> Self {
+        match w {
+            WAITING => Selected::Waiting,
+            ABORTED => Selected::Aborted,
+            INTERRUPTED => Selected::Interrupted,
+            t => Selected::Operation(t),
+        }
+    }
+}
+
+/// What a blocking operation may wait for, besides its own condition.
+///
+/// ```
+/// use nimsync_core::{Channel, Error, Mode, WaitOptions};
+/// use std::time::{Duration, Instant};
+/// let ch = Channel::<u8>::new(4, Mode::Spsc).unwrap();
+/// let opts = WaitOptions::new().deadline(Instant::now() + Duration::from_millis(5));
+/// assert_eq!(ch.recv_with(&opts), Err(Error::Timeout));
+/// ```
+#[derive(Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct WaitOptions<'a> {
+    /// Give up with [`crate::Error::Timeout`] at this instant.
+    pub deadline: Option<Instant>,
+    /// Called when a signal interrupts the sleep; returning `true` ends the
+    /// wait with [`crate::Error::Interrupted`]. Bindings use it to run the host
+    /// language's signal handlers (Python's `KeyboardInterrupt`).
+    pub interrupt: Option<&'a dyn Fn() -> bool>,
+}
+
+impl<'a> WaitOptions<'a> {
+    /// Wait without limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stop waiting at `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Stop waiting at `deadline` if one is given.
+    pub fn deadline_opt(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Ask `hook` whether to stop whenever a signal interrupts the sleep.
+    pub fn interrupt(mut self, hook: &'a dyn Fn() -> bool) -> Self {
+        self.interrupt = Some(hook);
+        self
+    }
+}
+
+impl std::fmt::Debug for WaitOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitOptions")
+            .field("deadline", &self.deadline)
+            .field("interrupt", &self.interrupt.is_some())
+            .finish()
+    }
+}
+
+struct Inner {
+    select: AtomicUsize,
+    parker: Parker,
+}
+
+/// One waiting operation of one thread.
+#[derive(Clone)]
+pub(crate) struct Context {
+    inner: Arc<Inner>,
+}
+
+impl Context {
+    fn new() -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                select: AtomicUsize::new(WAITING),
+                parker: Parker::new(),
+            }),
+        }
+    }
+
+    /// Runs `f` with this thread's context, reset to `Waiting`.
+    pub(crate) fn with<R>(f: impl FnOnce(&Context) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            thread_local! {
+                static CONTEXT: std::cell::Cell<Option<Context>> = const { std::cell::Cell::new(None) };
+            }
+            let cached = CONTEXT.try_with(|c| c.take()).ok().flatten();
+            // A context still referenced by some queue (it should not be, after
+            // the wait unregistered) must not be reused.
+            let cx = match cached {
+                Some(cx) if Arc::strong_count(&cx.inner) == 1 => {
+                    cx.reset();
+                    cx
+                }
+                _ => Context::new(),
+            };
+            let r = f(&cx);
+            let _ = CONTEXT.try_with(|c| c.set(Some(cx)));
+            r
+        }
+        #[cfg(loom)]
+        {
+            f(&Context::new())
+        }
+    }
+
+    fn reset(&self) {
+        // Relaxed: only this thread uses the context while nobody else holds it.
+        self.inner.select.store(WAITING, Ordering::Relaxed);
+    }
+
+    /// Claims the context for `sel`; fails with the current selection if
+    /// somebody claimed it first.
+    pub(crate) fn try_select(&self, sel: Selected) -> Result<(), Selected> {
+        // AcqRel: a notifier's Release publishes what it did before selecting
+        // (the item it made available) to the waiter's Acquire in `selected`;
+        // Acquire on success orders an aborting waiter after an earlier notify.
+        self.inner
+            .select
+            .compare_exchange(WAITING, sel.to_word(), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Selected::from_word)
+    }
+
+    pub(crate) fn selected(&self) -> Selected {
+        // Acquire: pairs with the AcqRel in `try_select`.
+        Selected::from_word(self.inner.select.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.inner.parker.unpark();
+    }
+
+    fn same(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Sleeps until selected, the deadline passes, or an interrupt hook says
+    /// stop. Returns the final selection (never `Waiting`).
+    pub(crate) fn wait_until(&self, opts: &WaitOptions<'_>) -> Selected {
+        loop {
+            let sel = self.selected();
+            if sel != Selected::Waiting {
+                return sel;
+            }
+            let giving_up = match self.inner.parker.park(opts.deadline) {
+                Wake::TimedOut => Some(Selected::Aborted),
+                Wake::Interrupted => match opts.interrupt {
+                    Some(hook) if hook() => Some(Selected::Interrupted),
+                    _ => None,
+                },
+                Wake::Notified | Wake::Spurious => None,
+            };
+            if let Some(reason) = giving_up {
+                // Either we give up, or a notifier got here first and we
+                // honour its selection.
+                return match self.try_select(reason) {
+                    Ok(()) => reason,
+                    Err(sel) => sel,
+                };
+            }
+        }
+    }
+}
+
+struct Entry {
+    cx: Context,
+    operation: usize,
+}
+
+/// The threads blocked on one condition of one channel ("not full", "not
+/// empty"), in arrival order.
+pub(crate) struct WaitQueue {
+    /// Number of registered entries. Written under the lock by waiters, read
+    /// without it by notifiers after a light barrier.
+    len: AtomicUsize,
+    entries: Mutex<VecDeque<Entry>>,
+}
+
+impl WaitQueue {
+    pub(crate) fn new() -> Self {
+        WaitQueue {
+            len: AtomicUsize::new(0),
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Adds `cx` as waiting for `operation`. The caller must issue
+    /// [`barrier::heavy`] before re-checking its condition.
+    pub(crate) fn register(&self, cx: &Context, operation: usize) {
+        let mut entries = lock(&self.entries);
+        entries.push_back(Entry {
+            cx: cx.clone(),
+            operation,
+        });
+        // Relaxed: made visible to notifiers by the waiter's heavy barrier.
+        self.len.store(entries.len(), Ordering::Relaxed);
+    }
+
+    /// Removes `cx` if it is still registered.
+    pub(crate) fn unregister(&self, cx: &Context) {
+        let mut entries = lock(&self.entries);
+        if let Some(i) = entries.iter().position(|e| e.cx.same(cx)) {
+            entries.remove(i);
+            // Relaxed: a stale non-zero only sends a notifier to the lock.
+            self.len.store(entries.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes the longest-waiting thread that can still be selected, if any.
+    /// Call after making the condition true.
+    #[inline]
+    pub(crate) fn notify_one(&self) {
+        barrier::light();
+        // Relaxed: the light barrier, paired with the waiter's heavy barrier,
+        // guarantees we see its registration or it sees our change.
+        if self.len.load(Ordering::Relaxed) != 0 {
+            self.notify_one_slow();
+        }
+    }
+
+    #[cold]
+    fn notify_one_slow(&self) {
+        let chosen = {
+            let mut entries = lock(&self.entries);
+            let pos = entries
+                .iter()
+                .position(|e| e.cx.try_select(Selected::Operation(e.operation)).is_ok());
+            let chosen = pos.and_then(|i| entries.remove(i));
+            self.len.store(entries.len(), Ordering::Relaxed);
+            chosen
+        };
+        if let Some(e) = chosen {
+            e.cx.unpark();
+        }
+    }
+
+    /// Wakes every registered thread (the channel was closed).
+    pub(crate) fn notify_all(&self) {
+        barrier::light();
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let drained: Vec<Entry> = {
+            let mut entries = lock(&self.entries);
+            self.len.store(0, Ordering::Relaxed);
+            entries.drain(..).collect()
+        };
+        for e in drained {
+            if e.cx.try_select(Selected::Operation(e.operation)).is_ok() {
+                e.cx.unpark();
+            }
+        }
+    }
+
+    /// Number of threads currently registered (for metrics and tests).
+    pub(crate) fn waiting(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs a blocking operation: try it; spin a little; then register in `queue`,
+/// re-check with `ready`, and park until a notifier, the deadline or an
+/// interrupt ends the sleep.
+///
+/// `attempt` returns `Some` when the operation finished (successfully or with
+/// a final error). `ready` says whether an attempt could now make progress; it
+/// is consulted after registering, to close the race with a notifier that ran
+/// before the registration was visible.
+pub(crate) fn block_on<R>(
+    queue: &WaitQueue,
+    opts: &WaitOptions<'_>,
+    mut attempt: impl FnMut() -> Option<R>,
+    ready: impl Fn() -> bool,
+) -> Result<R, crate::Error> {
+    let mut backoff = crate::sync::Backoff::new();
+    loop {
+        if let Some(r) = attempt() {
+            return Ok(r);
+        }
+        if let Some(d) = opts.deadline {
+            if Instant::now() >= d {
+                return Err(crate::Error::Timeout);
+            }
+        }
+        if !backoff.is_completed() {
+            backoff.snooze();
+            continue;
+        }
+        let sel = Context::with(|cx| {
+            queue.register(cx, FIRST_OPERATION);
+            barrier::heavy();
+            if ready() {
+                // Do not sleep: retry. If a notifier selected us meanwhile, its
+                // selection stands and we retry just the same.
+                let _ = cx.try_select(Selected::Aborted);
+            }
+            let sel = cx.wait_until(opts);
+            if !matches!(sel, Selected::Operation(_)) {
+                queue.unregister(cx);
+            }
+            sel
+        });
+        match sel {
+            Selected::Interrupted => return Err(crate::Error::Interrupted),
+            // Aborted (deadline or already ready) and notified alike: retry; the
+            // deadline check above turns a passed deadline into Timeout after one
+            // last attempt.
+            Selected::Aborted | Selected::Operation(_) | Selected::Waiting => {}
+        }
+    }
+}

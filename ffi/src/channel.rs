@@ -1,0 +1,347 @@
+//! `nimsync_channel_*`: bounded channels of `uintptr_t` items.
+
+use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
+use nimsync_core::{Channel, Mode};
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Channel modes for `nimsync_channel_new`: how many threads may use each
+/// side at the same moment.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nimsync_channel_mode {
+    /// One sender and one receiver at a time (a cached-index ring).
+    Spsc = 0,
+    /// Any number of senders, one receiver at a time (a bounded array queue
+    /// with per-slot stamps).
+    Mpsc = 1,
+}
+
+/// Called with each item still inside a channel when its last handle is
+/// freed, and with `drop_ctx` as given to `nimsync_channel_new`. It runs on
+/// the thread that frees the last handle and must not call back into the
+/// channel being freed.
+#[allow(non_camel_case_types)]
+pub type nimsync_drop_fn = Option<unsafe extern "C" fn(item: usize, ctx: *mut c_void)>;
+
+struct DropHook {
+    callback: unsafe extern "C" fn(usize, *mut c_void),
+    ctx: *mut c_void,
+}
+
+// SAFETY: the C caller gives the context to a library that documents freeing
+// from any thread; using it from the freeing thread is the contract.
+unsafe impl Send for DropHook {}
+// SAFETY: as above; the hook is only called, never mutated.
+unsafe impl Sync for DropHook {}
+
+/// A channel of `uintptr_t` items (integers, or pointers the caller owns).
+///
+/// Create with `nimsync_channel_new`, share between threads freely (every
+/// function is thread-safe; the mode limits how many threads may send or
+/// receive *at the same moment*), take extra references with
+/// `nimsync_channel_clone`, and release each reference with
+/// `nimsync_channel_free`.
+#[allow(non_camel_case_types)]
+pub struct nimsync_channel {
+    channel: Channel<usize>,
+    on_drop: Option<DropHook>,
+}
+
+impl Drop for nimsync_channel {
+    fn drop(&mut self) {
+        // The last reference is going away: nobody else can use the channel,
+        // so draining it here hands over every unreceived item exactly once.
+        let leftovers: Vec<usize> = self.channel.drain().collect();
+        if let Some(hook) = &self.on_drop {
+            for item in leftovers {
+                // SAFETY: the function pointer and context come from the caller
+                // of `nimsync_channel_new`, who vouched for them.
+                unsafe { (hook.callback)(item, hook.ctx) };
+            }
+        }
+    }
+}
+
+fn mode_from(mode: u32) -> Result<Mode, Fail> {
+    match mode {
+        0 => Ok(Mode::Spsc),
+        1 => Ok(Mode::Mpsc),
+        _ => Err(Fail::new(
+            nimsync_status::InvalidArgument,
+            format!("invalid argument `mode`: {mode} is not a nimsync_channel_mode (0 = SPSC, 1 = MPSC)"),
+        )),
+    }
+}
+
+fn mode_to(mode: Mode) -> u32 {
+    match mode {
+        Mode::Spsc => nimsync_channel_mode::Spsc as u32,
+        Mode::Mpsc => nimsync_channel_mode::Mpsc as u32,
+        // `Mode` is non-exhaustive; new modes get their constant when added.
+        _ => u32::MAX,
+    }
+}
+
+/// Creates a channel holding at least `capacity` items (rounded up to a power
+/// of two) in the given `mode` (a `nimsync_channel_mode` value), and stores
+/// the handle in `*out`.
+///
+/// `drop_fn` (may be NULL) receives the items still inside when the last
+/// handle is freed, together with `drop_ctx`.
+///
+/// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out` is NULL;
+/// `NIMSYNC_STATUS_INVALID_ARGUMENT` for a capacity of 0, above 2^30, or a
+/// negative number converted to `size_t`, or an unknown mode;
+/// `NIMSYNC_STATUS_OUT_OF_MEMORY` if the slots cannot be allocated.
+/// `*out` is left untouched on failure.
+///
+/// ```c
+/// nimsync_channel *ch;
+/// if (nimsync_channel_new(1024, NIMSYNC_CHANNEL_MODE_SPSC, NULL, NULL, &ch) != NIMSYNC_STATUS_OK)
+///     fprintf(stderr, "%s\n", nimsync_last_error_message());
+/// ```
+#[no_mangle]
+pub extern "C" fn nimsync_channel_new(
+    capacity: libc::size_t,
+    mode: u32,
+    drop_fn: nimsync_drop_fn,
+    drop_ctx: *mut c_void,
+    out_channel: *mut *mut nimsync_channel,
+) -> nimsync_status {
+    guard(|| {
+        let out_channel = out(out_channel, "out_channel")?;
+        let mode = mode_from(mode)?;
+        let channel = Channel::new(capacity, mode)?;
+        let on_drop = drop_fn.map(|callback| DropHook {
+            callback,
+            ctx: drop_ctx,
+        });
+        let handle = Arc::new(nimsync_channel { channel, on_drop });
+        *out_channel = Arc::into_raw(handle).cast_mut();
+        Ok(())
+    })
+}
+
+/// Takes another reference to `channel` and stores it in `*out_channel`. Each
+/// reference is released with its own `nimsync_channel_free`; the channel (and
+/// its drop callback) goes away with the last one.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_clone(
+    channel: *const nimsync_channel,
+    out_channel: *mut *mut nimsync_channel,
+) -> nimsync_status {
+    guard(|| {
+        arg(channel, "channel")?;
+        let out_channel = out(out_channel, "out_channel")?;
+        // SAFETY: `channel` is a live handle from `Arc::into_raw` (checked
+        // non-NULL above; liveness is the caller's contract).
+        unsafe { Arc::increment_strong_count(channel) };
+        *out_channel = channel.cast_mut();
+        Ok(())
+    })
+}
+
+/// Releases one reference to a channel. When it was the last, the items still
+/// inside go to the drop callback and the memory is freed. NULL is ignored.
+/// Using the handle afterwards, or freeing it twice, is undefined behaviour.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_free(channel: *mut nimsync_channel) {
+    if channel.is_null() {
+        return;
+    }
+    guard_value((), || {
+        // SAFETY: a non-NULL handle came from `Arc::into_raw` in `_new` or
+        // `_clone` and is released exactly once (caller contract).
+        drop(unsafe { Arc::from_raw(channel.cast_const()) });
+    });
+}
+
+/// Sends `item` without blocking. Returns `NIMSYNC_STATUS_FULL`,
+/// `NIMSYNC_STATUS_CLOSED` or `NIMSYNC_STATUS_BUSY` if it could not; the item
+/// then stays with the caller.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_try_send(
+    channel: *const nimsync_channel,
+    item: usize,
+) -> nimsync_status {
+    guard(|| {
+        arg(channel, "channel")?
+            .channel
+            .try_send(item)
+            .map_err(|e| e.error.into())
+    })
+}
+
+/// Sends `item`, blocking while the channel is full. Returns
+/// `NIMSYNC_STATUS_CLOSED` if the channel is or becomes closed (the item stays
+/// with the caller).
+#[no_mangle]
+pub extern "C" fn nimsync_channel_send(
+    channel: *const nimsync_channel,
+    item: usize,
+) -> nimsync_status {
+    guard(|| {
+        arg(channel, "channel")?
+            .channel
+            .send(item)
+            .map_err(|e| e.error.into())
+    })
+}
+
+/// Sends `item`, blocking at most `timeout_ns` nanoseconds. Returns
+/// `NIMSYNC_STATUS_TIMEOUT` when the time runs out (the item stays with the
+/// caller); a timeout of 0 behaves like `nimsync_channel_try_send` but
+/// reports `TIMEOUT` instead of `FULL`.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_send_timeout(
+    channel: *const nimsync_channel,
+    item: usize,
+    timeout_ns: u64,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        ch.channel
+            .send_timeout(item, Duration::from_nanos(timeout_ns))
+            .map_err(|e| e.error.into())
+    })
+}
+
+/// Receives an item into `*out_item` without blocking. Returns
+/// `NIMSYNC_STATUS_EMPTY` if there is none, `NIMSYNC_STATUS_CLOSED` if the
+/// channel is closed and drained.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_try_recv(
+    channel: *const nimsync_channel,
+    out_item: *mut usize,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        let out_item = out(out_item, "out_item")?;
+        *out_item = ch.channel.try_recv()?;
+        Ok(())
+    })
+}
+
+/// Receives an item into `*out_item`, blocking while the channel is empty.
+/// Returns `NIMSYNC_STATUS_CLOSED` once the channel is closed and drained.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_recv(
+    channel: *const nimsync_channel,
+    out_item: *mut usize,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        let out_item = out(out_item, "out_item")?;
+        *out_item = ch.channel.recv()?;
+        Ok(())
+    })
+}
+
+/// Receives an item into `*out_item`, blocking at most `timeout_ns`
+/// nanoseconds; returns `NIMSYNC_STATUS_TIMEOUT` when the time runs out.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_recv_timeout(
+    channel: *const nimsync_channel,
+    out_item: *mut usize,
+    timeout_ns: u64,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        let out_item = out(out_item, "out_item")?;
+        *out_item = ch.channel.recv_timeout(Duration::from_nanos(timeout_ns))?;
+        Ok(())
+    })
+}
+
+/// Closes the channel: later sends return `NIMSYNC_STATUS_CLOSED`, threads
+/// blocked in send or receive wake up, receivers get the remaining items and
+/// then `NIMSYNC_STATUS_CLOSED`. Closing twice is allowed and does nothing.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_close(channel: *const nimsync_channel) -> nimsync_status {
+    guard(|| {
+        arg(channel, "channel")?.channel.close();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_len` the number of items inside right now.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_len(
+    channel: *const nimsync_channel,
+    out_len: *mut libc::size_t,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_len, "out_len")? = ch.channel.len();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_capacity` the number of slots (the requested capacity
+/// rounded up to a power of two).
+#[no_mangle]
+pub extern "C" fn nimsync_channel_capacity(
+    channel: *const nimsync_channel,
+    out_capacity: *mut libc::size_t,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_capacity, "out_capacity")? = ch.channel.capacity();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_empty` whether the channel holds no item right now.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_is_empty(
+    channel: *const nimsync_channel,
+    out_empty: *mut bool,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_empty, "out_empty")? = ch.channel.is_empty();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_full` whether every slot is taken right now.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_is_full(
+    channel: *const nimsync_channel,
+    out_full: *mut bool,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_full, "out_full")? = ch.channel.is_full();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_closed` whether the channel was closed.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_is_closed(
+    channel: *const nimsync_channel,
+    out_closed: *mut bool,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_closed, "out_closed")? = ch.channel.is_closed();
+        Ok(())
+    })
+}
+
+/// Stores in `*out_mode` the channel's `nimsync_channel_mode`.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_get_mode(
+    channel: *const nimsync_channel,
+    out_mode: *mut u32,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        *out(out_mode, "out_mode")? = mode_to(ch.channel.mode());
+        Ok(())
+    })
+}
