@@ -2,10 +2,10 @@
 //! Vyukov's bounded queue), with a single consumer.
 //!
 //! Producers claim a position with a compare-and-swap on `tail`, write the
-//! slot, and publish it by setting the slot's stamp to `position + 1`. The one
-//! consumer reads the slot whose stamp says it is published, then hands the
-//! slot to the next lap by setting its stamp to `position + capacity`; it needs
-//! no read-modify-write at all. Unlike the SPSC ring, producers never read the
+//! slot, and publish it by setting the slot's stamp to "published(position)".
+//! The one consumer reads the slot whose stamp says it is published, then
+//! hands the slot to the next lap by setting its stamp to
+//! "free(position + capacity)"; it needs no read-modify-write at all. Unlike the SPSC ring, producers never read the
 //! consumer's index on the fast path: the stamp of the slot they want tells
 //! them whether it is free.
 //!
@@ -25,12 +25,23 @@ use std::mem::MaybeUninit;
 
 const CLOSED: u64 = 1;
 
+#[inline]
+fn free(pos: u64) -> u64 {
+    pos << 1
+}
+
+#[inline]
+fn published(pos: u64) -> u64 {
+    pos << 1 | 1
+}
+
 const RECV_BUSY: &str = "MPSC channel: another thread is receiving at the same moment; \
                          use mode SPMC or MPMC for several receivers";
 
 pub(crate) struct Slot<T> {
-    /// `pos` when the slot is free for position `pos`; `pos + 1` when the item
-    /// for position `pos` is published.
+    /// `free(pos)` when the slot is free for position `pos`; `published(pos)`
+    /// when the item for position `pos` is in it. Doubling keeps the two apart
+    /// even for capacity 1, where `pos + 1` would be the next free position.
     stamp: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -57,7 +68,7 @@ unsafe impl<T: Send> Sync for Mpsc<T> {}
 impl<T> Slot<T> {
     pub(crate) fn new(pos: u64) -> Self {
         Slot {
-            stamp: AtomicU64::new(pos),
+            stamp: AtomicU64::new(free(pos)),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -101,7 +112,7 @@ impl<T> Mpsc<T> {
             // Acquire: pairs with the consumer's Release that freed this slot
             // for `pos`, so its read of the previous lap's value is complete.
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == pos {
+            if stamp == free(pos) {
                 // Relaxed: the CAS only arbitrates between producers; the slot
                 // contents are published through the stamp, and the consumer
                 // learns of CLOSED through its own Acquire load of `tail`.
@@ -116,7 +127,7 @@ impl<T> Mpsc<T> {
                         // free gives us the slot exclusively until we publish.
                         slot.value.with_mut(|p| unsafe { (*p).write(value) });
                         // Release: publishes the value to the consumer's Acquire.
-                        slot.stamp.store(pos + 1, Ordering::Release);
+                        slot.stamp.store(published(pos), Ordering::Release);
                         return Ok(());
                     }
                     Err(current) => {
@@ -124,7 +135,7 @@ impl<T> Mpsc<T> {
                         backoff.snooze();
                     }
                 }
-            } else if stamp < pos {
+            } else if stamp < free(pos) {
                 // The slot still holds (or is about to hold) position
                 // `pos - capacity`: the queue is full.
                 return Err(SendError::new(Error::Full, value));
@@ -145,14 +156,15 @@ impl<T> Mpsc<T> {
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
         // Acquire: pairs with the producer's Release publication of the value.
-        if slot.stamp.load(Ordering::Acquire) != head + 1 {
+        if slot.stamp.load(Ordering::Acquire) != published(head) {
             return None;
         }
         // SAFETY: the stamp says the producer for `head` finished writing, and no
         // producer touches the slot until we hand it on below.
         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
         // Release: hands the emptied slot to the producer of the next lap.
-        slot.stamp.store(head + self.mask + 1, Ordering::Release);
+        slot.stamp
+            .store(free(head + self.mask + 1), Ordering::Release);
         // Release: `len` readers see the item gone only after it is.
         self.head.store(head + 1, Ordering::Release);
         Some(value)
@@ -215,14 +227,14 @@ impl<T> Mpsc<T> {
     pub(crate) fn send_ready(&self) -> bool {
         let tail = self.tail.load(Ordering::Acquire);
         // Ready when the slot for the next position is free, or closed.
-        tail & CLOSED != 0 || self.slot(tail >> 1).stamp.load(Ordering::Acquire) >= tail >> 1
+        tail & CLOSED != 0 || self.slot(tail >> 1).stamp.load(Ordering::Acquire) >= free(tail >> 1)
     }
 
     /// Consumer only: the next item is published, or the queue is closed and
     /// drained.
     pub(crate) fn recv_ready(&self) -> bool {
         let head = self.head.load(Ordering::Relaxed);
-        if self.slot(head).stamp.load(Ordering::Acquire) == head + 1 {
+        if self.slot(head).stamp.load(Ordering::Acquire) == published(head) {
             return true;
         }
         let tail = self.tail.load(Ordering::Acquire);
