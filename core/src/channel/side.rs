@@ -191,3 +191,52 @@ impl SideGuard {
         self.owner.store(NONE, Ordering::Release);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    const MSG: &str = "side in use";
+
+    #[test]
+    fn a_second_thread_inside_at_the_same_moment_gets_busy() {
+        let guard = std::sync::Arc::new(SideGuard::new());
+        let entered = guard.enter(MSG).unwrap();
+        let g = guard.clone();
+        let other = std::thread::spawn(move || g.enter(MSG).map(|e| g.exit(e)));
+        assert_eq!(other.join().unwrap(), Err(Error::Busy(MSG)));
+        guard.exit(entered);
+        // Once the owner left, another thread takes over.
+        let g = guard.clone();
+        std::thread::spawn(move || g.enter(MSG).map(|e| g.exit(e)))
+            .join()
+            .unwrap()
+            .unwrap();
+        // And the old owner can take it back.
+        let e = guard.enter(MSG).unwrap();
+        guard.exit(e);
+    }
+
+    #[test]
+    fn close_waits_for_the_owner_to_leave() {
+        let guard = std::sync::Arc::new(SideGuard::new());
+        let entered = guard.enter(MSG).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let g = guard.clone();
+        let closer = std::thread::spawn(move || {
+            let e = g.close_enter();
+            tx.send(()).unwrap();
+            g.close_exit(e);
+        });
+        // The closer cannot get in while we are inside.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(50))
+            .is_err());
+        guard.exit(entered);
+        rx.recv().unwrap();
+        closer.join().unwrap();
+        let e = guard.enter(MSG).unwrap();
+        guard.exit(e);
+    }
+}

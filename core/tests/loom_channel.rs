@@ -1,0 +1,127 @@
+//! loom models of the channel protocols: the SPSC ring, the MPSC stamped
+//! queue, the biased side guard, close, and waiter registration/wake-up.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --test
+//! loom_channel --release` (`make loom`). Under loom the asymmetric barriers
+//! are `fence(SeqCst)` on both sides, which is what membarrier provides.
+#![cfg(loom)]
+
+use loom::thread;
+use nimsync_core::{Channel, Error, Mode};
+
+/// Runs `f` under loom. Threads that wait in nimsync may receive a late
+/// (harmless) unpark; loom 0.7 aborts when such an unpark reaches a thread
+/// blocked in `join` (tokio-rs/loom#249), so every model runs its waiting
+/// threads as spawned threads and lets only the untouched main thread join.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+/// A sender blocks on a full channel and a receiver blocks on an empty one;
+/// every item arrives once, in order, then `Closed`.
+fn blocking_send_recv_close(mode: Mode) {
+    model(move || {
+        let ch = Channel::new(1, mode).unwrap();
+        let tx = ch.clone();
+        let producer = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            tx.close();
+        });
+        let consumer = thread::spawn(move || {
+            assert_eq!(ch.recv(), Ok(1));
+            assert_eq!(ch.recv(), Ok(2));
+            assert_eq!(ch.recv(), Err(Error::Closed));
+        });
+        producer.join().unwrap();
+        consumer.join().unwrap();
+    });
+}
+
+#[test]
+fn spsc_blocking_send_recv_close() {
+    blocking_send_recv_close(Mode::Spsc);
+}
+
+#[test]
+fn mpsc_blocking_send_recv_close() {
+    blocking_send_recv_close(Mode::Mpsc);
+}
+
+#[test]
+fn mpsc_two_producers_one_consumer() {
+    model(|| {
+        let ch = Channel::new(1, Mode::Mpsc).unwrap();
+        let a = ch.clone();
+        let b = ch.clone();
+        let ta = thread::spawn(move || a.send(1).unwrap());
+        let tb = thread::spawn(move || b.send(2).unwrap());
+        let consumer = thread::spawn(move || {
+            let x = ch.recv().unwrap();
+            let y = ch.recv().unwrap();
+            assert_eq!(x + y, 3);
+            ch
+        });
+        ta.join().unwrap();
+        tb.join().unwrap();
+        let ch = consumer.join().unwrap();
+        assert_eq!(ch.try_recv(), Err(Error::Empty));
+    });
+}
+
+/// A send racing with close either lands before the close (and is received
+/// before `Closed`) or fails with `Closed` and hands the value back.
+fn send_races_close(mode: Mode) {
+    model(move || {
+        let ch = Channel::new(2, mode).unwrap();
+        let tx = ch.clone();
+        let closer = ch.clone();
+        let sender = thread::spawn(move || tx.try_send(7).map_err(|e| (e.error, e.value)));
+        let closing = thread::spawn(move || closer.close());
+        let receiver = thread::spawn(move || ch.recv());
+        let got = receiver.join().unwrap();
+        let sent = sender.join().unwrap();
+        assert!(closing.join().unwrap());
+        match sent {
+            // Accepted before the close: receivers drain it before `Closed`.
+            Ok(()) => assert_eq!(got, Ok(7)),
+            Err((e, v)) => {
+                assert_eq!((e, v), (Error::Closed, 7));
+                assert_eq!(got, Err(Error::Closed));
+            }
+        }
+    });
+}
+
+#[test]
+fn spsc_send_races_close() {
+    send_races_close(Mode::Spsc);
+}
+
+#[test]
+fn mpsc_send_races_close() {
+    send_races_close(Mode::Mpsc);
+}
+
+/// Two threads using the one-sender side of SPSC at once: each send either
+/// succeeds or gets `Busy`; what was accepted is received exactly once.
+#[test]
+fn spsc_side_guard_takeover() {
+    model(|| {
+        let ch = Channel::new(4, Mode::Spsc).unwrap();
+        let a = ch.clone();
+        let b = ch.clone();
+        let ta = thread::spawn(move || a.try_send(1).is_ok() as u32);
+        let tb = thread::spawn(move || b.try_send(2).is_ok() as u32 * 2);
+        let accepted = ta.join().unwrap() + tb.join().unwrap();
+        let mut received = 0;
+        while let Ok(v) = ch.try_recv() {
+            received += v;
+        }
+        assert_eq!(received, accepted);
+    });
+}
