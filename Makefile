@@ -1,0 +1,88 @@
+# nimsync — one Rust core, three front doors (C, Python, Nim).
+#
+#   make demo    build everything and run the showcase in C, Python and Nim
+#   make test    build everything and run every test suite (ends "N passed, N failed")
+#   make bench   run the benchmarks (nimsync beside its peers)
+#
+# Both install what they need on a fresh Debian machine (scripts/bootstrap.sh).
+
+ROOT      := $(abspath .)
+PREFIX    ?= $(ROOT)/build/prefix
+VENV      := $(ROOT)/.venv
+PYTHON    := $(VENV)/bin/python
+MATURIN   := $(VENV)/bin/maturin
+LIBDIR    := $(ROOT)/target/release
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+NIMFLAGS  := --hints:off --mm:orc --threads:on -d:release
+
+.PHONY: all deps build build-rust build-python build-nim install header test demo \
+        demo-c demo-python demo-nim lint loom doc doc-rust doc-nim bench clean
+
+all: build
+
+deps:
+	@scripts/bootstrap.sh
+
+build: deps build-rust build-python build-nim
+
+build-rust:
+	cargo build --release -p nimsync-ffi
+
+## Installs the header, the libraries and a pkg-config file under $(PREFIX).
+install: build-rust
+	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -m 644 include/nimsync.h $(PREFIX)/include/
+	install -m 755 $(LIBDIR)/libnimsync.so $(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/libnimsync.a $(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/nimsync.pc.in > $(PREFIX)/lib/pkgconfig/nimsync.pc
+
+## Regenerates include/nimsync.h from ffi/src with cbindgen.
+header:
+	NIMSYNC_UPDATE_HEADER=1 cargo test -q -p nimsync-ffi --test header
+
+build-python: deps
+	cd python && VIRTUAL_ENV=$(VENV) $(MATURIN) develop --release --quiet
+
+build-nim: build-rust
+	cd nim && nim c $(NIMFLAGS) --outdir:$(ROOT)/build/nim examples/demo.nim
+
+test: deps
+	@scripts/test.sh
+
+demo: deps install build-python build-nim demo-c demo-python demo-nim
+
+demo-c: install
+	@mkdir -p build/c
+	cc -O2 -Wall examples/c/demo.c -o build/c/demo \
+	    $$(PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig pkg-config --cflags --libs nimsync) \
+	    -lpthread -Wl,-rpath,$(PREFIX)/lib
+	@echo; echo "== C"; build/c/demo
+
+demo-python: build-python
+	@echo; echo "== Python"; $(PYTHON) python/examples/demo.py
+
+demo-nim: build-nim
+	@echo; echo "== Nim"; build/nim/demo
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Model-checks the lock-free protocols with loom.
+loom:
+	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel
+
+doc: doc-rust doc-nim
+
+doc-rust:
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+doc-nim:
+	cd nim && nim doc --hints:off --warningAsError:on --project --index:on --outdir:$(ROOT)/build/nimdoc src/nimsync.nim
+
+bench: deps
+	@echo "benchmarks arrive with the channels issue"
+
+clean:
+	cargo clean
+	rm -rf build
