@@ -68,7 +68,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## Model-checks the lock-free protocols with loom.
+## Model-checks the lock-free protocols with loom, three preemptions deep
+## (`make test` runs the same models two deep to stay fast).
 loom:
 	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel
 

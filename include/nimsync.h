@@ -59,6 +59,10 @@ enum nimsync_channel_mode
   // Any number of senders, one receiver at a time (a bounded array queue
   // with per-slot stamps).
   NIMSYNC_CHANNEL_MODE_MPSC = 1,
+  // One sender at a time, any number of receivers (the stamped array queue).
+  NIMSYNC_CHANNEL_MODE_SPMC = 2,
+  // Any number of senders and receivers (the stamped array queue).
+  NIMSYNC_CHANNEL_MODE_MPMC = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

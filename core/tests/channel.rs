@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const MODES: [Mode; 2] = [Mode::Spsc, Mode::Mpsc];
+const MODES: [Mode; 4] = Mode::ALL;
 
 #[test]
 fn capacity_rounds_up_to_power_of_two() {
@@ -325,4 +325,67 @@ fn split_spsc_blocks_and_wakes() {
     let got: u64 = rx.into_iter().sum();
     t.join().unwrap();
     assert_eq!(got, N * (N - 1) / 2);
+}
+
+/// The number of senders and receivers each mode allows at once.
+fn parties(mode: Mode) -> (u64, u64) {
+    match mode {
+        Mode::Spsc => (1, 1),
+        Mode::Mpsc => (4, 1),
+        Mode::Spmc => (1, 4),
+        _ => (3, 3),
+    }
+}
+
+#[test]
+fn every_mode_delivers_exactly_once_with_n_producers_and_m_consumers() {
+    const PER_PRODUCER: u64 = 50_000;
+    for mode in MODES {
+        let (producers, consumers) = parties(mode);
+        let ch = Channel::new(16, mode).unwrap();
+        let senders: Vec<_> = (0..producers)
+            .map(|p| {
+                let tx = ch.clone();
+                thread::spawn(move || {
+                    for i in 0..PER_PRODUCER {
+                        tx.send((p, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let receivers: Vec<_> = (0..consumers)
+            .map(|_| {
+                let rx = ch.clone();
+                thread::spawn(move || {
+                    // Per producer: how many this consumer saw, and the last index,
+                    // which must only grow (FIFO per producer).
+                    let mut seen = vec![(0u64, None::<u64>); producers as usize];
+                    for (p, i) in rx {
+                        let (count, last) = &mut seen[p as usize];
+                        assert!(
+                            last.is_none_or(|l| l < i),
+                            "{mode}: producer {p} went backwards"
+                        );
+                        *last = Some(i);
+                        *count += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        ch.close();
+        let mut totals = vec![0u64; producers as usize];
+        for r in receivers {
+            for (p, (count, _)) in r.join().unwrap().into_iter().enumerate() {
+                totals[p] += count;
+            }
+        }
+        assert!(
+            totals.iter().all(|&t| t == PER_PRODUCER),
+            "{mode}: {totals:?}"
+        );
+    }
 }

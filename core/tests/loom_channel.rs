@@ -53,6 +53,45 @@ fn mpsc_blocking_send_recv_close() {
 }
 
 #[test]
+fn spmc_blocking_send_recv_close() {
+    blocking_send_recv_close(Mode::Spmc);
+}
+
+#[test]
+fn mpmc_blocking_send_recv_close() {
+    blocking_send_recv_close(Mode::Mpmc);
+}
+
+/// Two receivers compete for two items; each item goes to exactly one.
+fn two_consumers(mode: Mode) {
+    model(move || {
+        let ch = Channel::new(2, mode).unwrap();
+        let a = ch.clone();
+        let b = ch.clone();
+        let ra = thread::spawn(move || a.recv().unwrap());
+        let rb = thread::spawn(move || b.recv().unwrap());
+        let tx = thread::spawn(move || {
+            ch.send(1).unwrap();
+            ch.send(2).unwrap();
+        });
+        tx.join().unwrap();
+        let mut got = [ra.join().unwrap(), rb.join().unwrap()];
+        got.sort();
+        assert_eq!(got, [1, 2]);
+    });
+}
+
+#[test]
+fn spmc_two_consumers() {
+    two_consumers(Mode::Spmc);
+}
+
+#[test]
+fn mpmc_two_consumers() {
+    two_consumers(Mode::Mpmc);
+}
+
+#[test]
 fn mpsc_two_producers_one_consumer() {
     model(|| {
         let ch = Channel::new(1, Mode::Mpsc).unwrap();
@@ -105,6 +144,11 @@ fn spsc_send_races_close() {
 #[test]
 fn mpsc_send_races_close() {
     send_races_close(Mode::Mpsc);
+}
+
+#[test]
+fn spmc_send_races_close() {
+    send_races_close(Mode::Spmc);
 }
 
 /// Two threads using the one-sender side of SPSC at once: each send either

@@ -17,6 +17,10 @@ pub enum nimsync_channel_mode {
     /// Any number of senders, one receiver at a time (a bounded array queue
     /// with per-slot stamps).
     Mpsc = 1,
+    /// One sender at a time, any number of receivers (the stamped array queue).
+    Spmc = 2,
+    /// Any number of senders and receivers (the stamped array queue).
+    Mpmc = 3,
 }
 
 /// Called with each item still inside a channel when its last handle is
@@ -66,23 +70,23 @@ impl Drop for nimsync_channel {
 }
 
 fn mode_from(mode: u32) -> Result<Mode, Fail> {
-    match mode {
-        0 => Ok(Mode::Spsc),
-        1 => Ok(Mode::Mpsc),
-        _ => Err(Fail::new(
+    Mode::ALL.get(mode as usize).copied().ok_or_else(|| {
+        Fail::new(
             nimsync_status::InvalidArgument,
-            format!("invalid argument `mode`: {mode} is not a nimsync_channel_mode (0 = SPSC, 1 = MPSC)"),
-        )),
-    }
+            format!(
+                "invalid argument `mode`: {mode} is not a nimsync_channel_mode \
+                 (0 = SPSC, 1 = MPSC, 2 = SPMC, 3 = MPMC)"
+            ),
+        )
+    })
 }
 
 fn mode_to(mode: Mode) -> u32 {
-    match mode {
-        Mode::Spsc => nimsync_channel_mode::Spsc as u32,
-        Mode::Mpsc => nimsync_channel_mode::Mpsc as u32,
-        // `Mode` is non-exhaustive; new modes get their constant when added.
-        _ => u32::MAX,
-    }
+    // The C constants follow the order of `Mode::ALL`.
+    Mode::ALL
+        .iter()
+        .position(|&m| m == mode)
+        .map_or(u32::MAX, |i| i as u32)
 }
 
 /// Creates a channel holding at least `capacity` items (rounded up to a power

@@ -60,6 +60,7 @@ static void bad_capacities_and_modes(void) {
     CHECK_STATUS(nimsync_channel_new(((size_t)1 << 30) + 1, NIMSYNC_CHANNEL_MODE_SPSC, NULL, NULL, &ch), NIMSYNC_STATUS_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("exceeds the maximum");
     CHECK_STATUS(nimsync_channel_new(8, 99, NULL, NULL, &ch), NIMSYNC_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(nimsync_channel_new(8, 4, NULL, NULL, &ch), NIMSYNC_STATUS_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("mode");
     CHECK(ch == (nimsync_channel *)0x1);
 }
@@ -96,7 +97,7 @@ static void capacity_and_state(void) {
     nimsync_channel_free(ch);
 
     /* Capacity 1 holds exactly one item, in both modes. */
-    for (uint32_t m = NIMSYNC_CHANNEL_MODE_SPSC; m <= NIMSYNC_CHANNEL_MODE_MPSC; m++) {
+    for (uint32_t m = NIMSYNC_CHANNEL_MODE_SPSC; m <= NIMSYNC_CHANNEL_MODE_MPMC; m++) {
         CHECK_OK(nimsync_channel_new(1, m, NULL, NULL, &ch));
         CHECK_OK(nimsync_channel_try_send(ch, 1));
         CHECK_STATUS(nimsync_channel_try_send(ch, 2), NIMSYNC_STATUS_FULL);

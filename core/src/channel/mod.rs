@@ -7,11 +7,13 @@
 //! | mode | algorithm | file |
 //! |------|-----------|------|
 //! | [`Mode::Spsc`] | cached-index ring, guarded sides | `ring.rs` |
-//! | [`Mode::Mpsc`] | Vyukov bounded queue, single consumer | `mpsc.rs` |
+//! | [`Mode::Mpsc`] | stamped array queue: CAS to send, plain stores to receive | `array.rs` |
+//! | [`Mode::Spmc`] | stamped array queue: plain stores to send, CAS to receive | `array.rs` |
+//! | [`Mode::Mpmc`] | stamped array queue: CAS on both sides | `array.rs` |
 //!
 //! A side that allows one thread (both sides of SPSC, the receiving side of
-//! MPSC) checks that at run time: a second thread using it at the same moment
-//! gets [`Error::Busy`], never a data race.
+//! MPSC, the sending side of SPMC) checks that at run time: a second thread
+//! using it at the same moment gets [`Error::Busy`], never a data race.
 //!
 //! Blocking operations spin briefly, then park in a wait queue and are woken
 //! by the operation that makes them possible: one receiver per item sent, one
@@ -37,7 +39,7 @@
 //! assert_eq!(sum, (0..10_000u64).sum());
 //! ```
 
-pub(crate) mod mpsc;
+pub(crate) mod array;
 pub(crate) mod ring;
 mod side;
 
@@ -59,14 +61,23 @@ pub enum Mode {
     Spsc,
     /// Any number of senders, one receiver at a time.
     Mpsc,
+    /// One sender at a time, any number of receivers.
+    Spmc,
+    /// Any number of senders and receivers.
+    Mpmc,
 }
 
 impl Mode {
-    /// The mode's lowercase name (`"spsc"`, `"mpsc"`).
+    /// Every mode, in the order of their C constants.
+    pub const ALL: [Mode; 4] = [Mode::Spsc, Mode::Mpsc, Mode::Spmc, Mode::Mpmc];
+
+    /// The mode's lowercase name (`"spsc"`, `"mpsc"`, `"spmc"`, `"mpmc"`).
     pub fn name(self) -> &'static str {
         match self {
             Mode::Spsc => "spsc",
             Mode::Mpsc => "mpsc",
+            Mode::Spmc => "spmc",
+            Mode::Mpmc => "mpmc",
         }
     }
 
@@ -107,7 +118,9 @@ impl std::fmt::Display for Mode {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Flavor<T> {
     Spsc(ring::Ring<T>),
-    Mpsc(mpsc::Mpsc<T>),
+    Mpsc(array::ArrayQueue<T, true, false>),
+    Spmc(array::ArrayQueue<T, false, true>),
+    Mpmc(array::ArrayQueue<T, true, true>),
 }
 
 /// A queue plus the threads blocked on either side of it.
@@ -165,63 +178,65 @@ pub(crate) fn try_alloc<E>(n: usize, make: impl Fn(usize) -> E) -> Result<Box<[E
     Ok(v.into_boxed_slice())
 }
 
+/// Runs `$body` with `$q` bound to whichever queue the flavor holds.
+macro_rules! each_flavor {
+    ($flavor:expr, $q:ident => $body:expr) => {
+        match $flavor {
+            Flavor::Spsc($q) => $body,
+            Flavor::Mpsc($q) => $body,
+            Flavor::Spmc($q) => $body,
+            Flavor::Mpmc($q) => $body,
+        }
+    };
+}
+
 impl<T> Flavor<T> {
+    fn new(capacity: usize, mode: Mode) -> Result<Self, Error> {
+        let cap = checked_capacity(capacity)?;
+        let slots = || try_alloc(cap, |i| array::Slot::new(i as u64));
+        Ok(match mode {
+            Mode::Spsc => Flavor::Spsc(ring::Ring::new(
+                cap,
+                try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?,
+            )),
+            Mode::Mpsc => Flavor::Mpsc(array::ArrayQueue::new(slots()?)),
+            Mode::Spmc => Flavor::Spmc(array::ArrayQueue::new(slots()?)),
+            Mode::Mpmc => Flavor::Mpmc(array::ArrayQueue::new(slots()?)),
+        })
+    }
+
     #[inline]
     fn try_push(&self, value: T) -> Result<(), SendError<T>> {
-        match self {
-            Flavor::Spsc(q) => q.try_push(value),
-            Flavor::Mpsc(q) => q.try_push(value),
-        }
+        each_flavor!(self, q => q.try_push(value))
     }
 
     #[inline]
     fn try_pop(&self) -> Result<T, Error> {
-        match self {
-            Flavor::Spsc(q) => q.try_pop(),
-            Flavor::Mpsc(q) => q.try_pop(),
-        }
+        each_flavor!(self, q => q.try_pop())
     }
 
     fn close(&self) -> bool {
-        match self {
-            Flavor::Spsc(q) => q.close(),
-            Flavor::Mpsc(q) => q.close(),
-        }
+        each_flavor!(self, q => q.close())
     }
 
     fn is_closed(&self) -> bool {
-        match self {
-            Flavor::Spsc(q) => q.is_closed(),
-            Flavor::Mpsc(q) => q.is_closed(),
-        }
+        each_flavor!(self, q => q.is_closed())
     }
 
     fn len(&self) -> usize {
-        match self {
-            Flavor::Spsc(q) => q.len(),
-            Flavor::Mpsc(q) => q.len(),
-        }
+        each_flavor!(self, q => q.len())
     }
 
     fn capacity(&self) -> usize {
-        match self {
-            Flavor::Spsc(q) => q.capacity(),
-            Flavor::Mpsc(q) => q.capacity(),
-        }
+        each_flavor!(self, q => q.capacity())
     }
 
     fn send_ready(&self) -> bool {
-        match self {
-            Flavor::Spsc(q) => q.send_ready(),
-            Flavor::Mpsc(q) => q.send_ready(),
-        }
+        each_flavor!(self, q => q.send_ready())
     }
 
     fn recv_ready(&self) -> bool {
-        match self {
-            Flavor::Spsc(q) => q.recv_ready(),
-            Flavor::Mpsc(q) => q.recv_ready(),
-        }
+        each_flavor!(self, q => q.recv_ready())
     }
 }
 
@@ -270,18 +285,8 @@ impl<T: Send> Channel<T> {
     /// assert!(Channel::<i32>::new(0, Mode::Spsc).is_err());
     /// ```
     pub fn new(capacity: usize, mode: Mode) -> Result<Self, Error> {
-        let cap = checked_capacity(capacity)?;
-        let flavor = match mode {
-            Mode::Spsc => {
-                let buffer = try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?;
-                Flavor::Spsc(ring::Ring::new(cap, buffer))
-            }
-            Mode::Mpsc => Flavor::Mpsc(mpsc::Mpsc::new(try_alloc(cap, |i| {
-                mpsc::Slot::new(i as u64)
-            })?)),
-        };
         Ok(Channel {
-            shared: Arc::new(Shared::new(flavor)),
+            shared: Arc::new(Shared::new(Flavor::new(capacity, mode)?)),
             mode,
         })
     }
