@@ -30,14 +30,16 @@
 mod barrier;
 pub mod channel;
 mod error;
+mod loop_waker;
 mod park;
 pub mod spsc;
 mod sync;
 mod waiter;
 
 pub use barrier::uses_membarrier;
-pub use channel::{Channel, Mode, MAX_CAPACITY};
+pub use channel::{Channel, Mode, RecvFuture, SendFuture, MAX_CAPACITY};
 pub use error::{Error, SendError};
+pub use loop_waker::LoopWaker;
 pub use waiter::WaitOptions;
 
 /// The crate version, also reported by `nimsync_version()` and Python's

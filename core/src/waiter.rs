@@ -114,7 +114,13 @@ impl std::fmt::Debug for WaitOptions<'_> {
 
 struct Inner {
     select: AtomicUsize,
-    parker: Parker,
+    unparker: Unparker,
+}
+
+/// How a selected waiter is woken: a parked thread, or an async task.
+enum Unparker {
+    Thread(Parker),
+    Task(std::task::Waker),
 }
 
 /// One waiting operation of one thread.
@@ -128,7 +134,17 @@ impl Context {
         Context {
             inner: Arc::new(Inner {
                 select: AtomicUsize::new(WAITING),
-                parker: Parker::new(),
+                unparker: Unparker::Thread(Parker::new()),
+            }),
+        }
+    }
+
+    /// A context for an async task: selecting it wakes `waker`.
+    pub(crate) fn for_task(waker: &std::task::Waker) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                select: AtomicUsize::new(WAITING),
+                unparker: Unparker::Task(waker.clone()),
             }),
         }
     }
@@ -184,7 +200,17 @@ impl Context {
     }
 
     pub(crate) fn unpark(&self) {
-        self.inner.parker.unpark();
+        match &self.inner.unparker {
+            Unparker::Thread(p) => p.unpark(),
+            Unparker::Task(w) => w.wake_by_ref(),
+        }
+    }
+
+    fn parker(&self) -> &Parker {
+        match &self.inner.unparker {
+            Unparker::Thread(p) => p,
+            Unparker::Task(_) => unreachable!("task contexts are polled, never parked"),
+        }
     }
 
     fn same(&self, other: &Context) -> bool {
@@ -199,7 +225,7 @@ impl Context {
             if sel != Selected::Waiting {
                 return sel;
             }
-            let giving_up = match self.inner.parker.park(opts.deadline) {
+            let giving_up = match self.parker().park(opts.deadline) {
                 Wake::TimedOut => Some(Selected::Aborted),
                 Wake::Interrupted => match opts.interrupt {
                     Some(hook) if hook() => Some(Selected::Interrupted),
@@ -363,6 +389,70 @@ pub(crate) fn block_on<R>(
             // deadline check above turns a passed deadline into Timeout after one
             // last attempt.
             Selected::Aborted | Selected::Operation(_) | Selected::Waiting => {}
+        }
+    }
+}
+
+/// The waiting half of one async operation (a future's registration in a
+/// wait queue), the counterpart of [`block_on`] for tasks.
+///
+/// Each poll first [`settle`](Self::settle)s the previous registration, tries
+/// the operation, and if it cannot proceed [`register`](Self::register)s
+/// again with the task's current waker. Dropping a registration that was
+/// already selected (woken for an item or a slot it will never use) passes the
+/// wake-up on to the next waiter, so cancelling a task loses nothing.
+#[derive(Default)]
+pub(crate) struct AsyncWait {
+    registered: Option<Context>,
+}
+
+impl AsyncWait {
+    /// Ends the previous registration, if any.
+    pub(crate) fn settle(&mut self, queue: &WaitQueue) {
+        if let Some(cx) = self.registered.take() {
+            // Aborting succeeds only if nobody selected us; a selecting
+            // notifier has already removed our entry.
+            if cx.try_select(Selected::Aborted).is_ok() {
+                queue.unregister(&cx);
+            }
+        }
+    }
+
+    /// Registers the task behind `waker` in `queue`. Returns `true` if the
+    /// operation became possible meanwhile (retry at once, nothing is
+    /// registered), `false` if the task should wait for its waker.
+    pub(crate) fn register(
+        &mut self,
+        queue: &WaitQueue,
+        waker: &std::task::Waker,
+        ready: impl Fn() -> bool,
+    ) -> bool {
+        debug_assert!(self.registered.is_none());
+        let cx = Context::for_task(waker);
+        queue.register(&cx, FIRST_OPERATION);
+        barrier::heavy();
+        if ready() {
+            if cx.try_select(Selected::Aborted).is_ok() {
+                queue.unregister(&cx);
+            }
+            // Selected meanwhile: its notifier removed the entry; the retry
+            // consumes what it announced.
+            return true;
+        }
+        self.registered = Some(cx);
+        false
+    }
+
+    /// Abandons the operation (the future is dropped before completing).
+    pub(crate) fn cancel(&mut self, queue: &WaitQueue) {
+        if let Some(cx) = self.registered.take() {
+            if cx.try_select(Selected::Aborted).is_ok() {
+                queue.unregister(&cx);
+            } else {
+                // We were woken for something we will not take: wake the next
+                // waiter in our place.
+                queue.notify_one();
+            }
         }
     }
 }

@@ -169,3 +169,37 @@ fn spsc_side_guard_takeover() {
         assert_eq!(received, accepted);
     });
 }
+
+/// A waker that unparks a loom thread.
+struct Unpark(loom::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// An async receive registers its waker while a thread sends: the task is
+/// woken (no lost wake-up) and receives the item.
+#[test]
+fn async_receive_is_woken() {
+    use std::future::Future;
+    model(|| {
+        let ch = Channel::new(1, Mode::Mpsc).unwrap();
+        let tx = ch.clone();
+        let task = thread::spawn(move || {
+            let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+            let mut cx = std::task::Context::from_waker(&waker);
+            let mut recv = ch.recv_async();
+            loop {
+                match std::pin::Pin::new(&mut recv).poll(&mut cx) {
+                    std::task::Poll::Ready(v) => return v,
+                    std::task::Poll::Pending => thread::park(),
+                }
+            }
+        });
+        let sender = thread::spawn(move || tx.send(5).unwrap());
+        sender.join().unwrap();
+        assert_eq!(task.join().unwrap(), Ok(5));
+    });
+}

@@ -40,11 +40,14 @@
 //! ```
 
 pub(crate) mod array;
+mod future;
 pub(crate) mod ring;
 mod side;
 
 use crate::error::{Error, SendError};
 use crate::sync::{Arc, UnsafeCell};
+pub use future::{RecvFuture, SendFuture};
+
 use crate::waiter::{block_on, WaitOptions, WaitQueue};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
