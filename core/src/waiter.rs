@@ -213,7 +213,7 @@ impl Context {
         }
     }
 
-    fn same(&self, other: &Context) -> bool {
+    pub(crate) fn same(&self, other: &Context) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 

@@ -12,6 +12,7 @@ const MODES: [Mode; 4] = Mode::ALL;
 
 #[test]
 fn capacity_rounds_up_to_power_of_two() {
+    assert_eq!(Channel::<u8>::new(0, Mode::Mpmc).unwrap().capacity(), 0);
     for mode in MODES {
         for (asked, got) in [(1, 1), (2, 2), (3, 4), (5, 8), (1000, 1024), (1024, 1024)] {
             assert_eq!(
@@ -26,7 +27,11 @@ fn capacity_rounds_up_to_power_of_two() {
 #[test]
 fn bad_capacities_are_rejected_with_a_named_argument() {
     for mode in MODES {
+        let zero_ok = mode == Mode::Mpmc; // capacity 0 is a rendezvous channel
         for cap in [0, MAX_CAPACITY + 1, usize::MAX, (-5isize) as usize] {
+            if cap == 0 && zero_ok {
+                continue;
+            }
             match Channel::<u8>::new(cap, mode) {
                 Err(
                     e @ Error::InvalidArgument {

@@ -203,3 +203,43 @@ fn async_receive_is_woken() {
         assert_eq!(task.join().unwrap(), Ok(5));
     });
 }
+
+/// Rendezvous: two blocked senders and a receiver; each value handed over once.
+#[test]
+fn rendezvous_handover() {
+    model(|| {
+        let ch = Channel::new(0, Mode::Mpmc).unwrap();
+        let a = ch.clone();
+        let b = ch.clone();
+        let ta = thread::spawn(move || a.send(1).unwrap());
+        let tb = thread::spawn(move || b.send(2).unwrap());
+        let rx = thread::spawn(move || ch.recv().unwrap() + ch.recv().unwrap());
+        ta.join().unwrap();
+        tb.join().unwrap();
+        assert_eq!(rx.join().unwrap(), 3);
+    });
+}
+
+/// Rendezvous: close while a sender waits gives its value back; a receiver
+/// racing the close gets the value or Closed, never both.
+#[test]
+fn rendezvous_close() {
+    model(|| {
+        let ch = Channel::new(0, Mode::Mpmc).unwrap();
+        let tx = ch.clone();
+        let rx = ch.clone();
+        let sender = thread::spawn(move || tx.send(9).map_err(|e| (e.error, e.value)));
+        let receiver = thread::spawn(move || rx.recv());
+        let closer = thread::spawn(move || ch.close());
+        let sent = sender.join().unwrap();
+        let got = receiver.join().unwrap();
+        closer.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(got, Ok(9)),
+            Err(e) => {
+                assert_eq!(e, (Error::Closed, 9));
+                assert_eq!(got, Err(Error::Closed));
+            }
+        }
+    });
+}

@@ -22,7 +22,8 @@
 //! assert_eq!(recv.poll(&mut cx), Poll::Ready(Ok(5)));
 //! ```
 
-use super::Channel;
+use super::zero::PendingOffer;
+use super::{Channel, Flavor};
 use crate::error::{Error, SendError};
 use crate::waiter::AsyncWait;
 use std::future::Future;
@@ -42,6 +43,8 @@ pub struct SendFuture<T> {
     channel: Channel<T>,
     value: Option<T>,
     wait: AsyncWait,
+    /// A rendezvous send's standing offer between polls.
+    offer: Option<PendingOffer<T>>,
 }
 
 // The futures hold no self-references.
@@ -66,6 +69,7 @@ impl<T: Send> Channel<T> {
             channel: self.clone(),
             value: Some(value),
             wait: AsyncWait::default(),
+            offer: None,
         }
     }
 
@@ -94,9 +98,14 @@ impl<T: Send> Channel<T> {
         &self,
         wait: &mut AsyncWait,
         value: &mut Option<T>,
+        offer: &mut Option<PendingOffer<T>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
         let s = &*self.shared;
+        if let Flavor::Zero(z) = &s.queue {
+            // No buffer to wait for: leave an offer that a receiver takes.
+            return z.poll_send(offer, value, cx.waker(), &s.receivers);
+        }
         loop {
             wait.settle(&s.senders);
             let v = value.take().expect("SendFuture polled after completion");
@@ -128,7 +137,8 @@ impl<T: Send> Future for SendFuture<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.channel.poll_send(&mut this.wait, &mut this.value, cx)
+        this.channel
+            .poll_send(&mut this.wait, &mut this.value, &mut this.offer, cx)
     }
 }
 
@@ -140,6 +150,9 @@ impl<T> Drop for RecvFuture<T> {
 
 impl<T> Drop for SendFuture<T> {
     fn drop(&mut self) {
+        if let Flavor::Zero(z) = &self.channel.shared.queue {
+            z.cancel_offer(&mut self.offer);
+        }
         self.wait.cancel(&self.channel.shared.senders);
     }
 }

@@ -43,6 +43,7 @@ pub(crate) mod array;
 mod future;
 pub(crate) mod ring;
 mod side;
+pub(crate) mod zero;
 
 use crate::error::{Error, SendError};
 use crate::sync::{Arc, UnsafeCell};
@@ -124,6 +125,7 @@ pub(crate) enum Flavor<T> {
     Mpsc(array::ArrayQueue<T, true, false>),
     Spmc(array::ArrayQueue<T, false, true>),
     Mpmc(array::ArrayQueue<T, true, true>),
+    Zero(zero::Zero<T>),
 }
 
 /// A queue plus the threads blocked on either side of it.
@@ -189,12 +191,22 @@ macro_rules! each_flavor {
             Flavor::Mpsc($q) => $body,
             Flavor::Spmc($q) => $body,
             Flavor::Mpmc($q) => $body,
+            Flavor::Zero($q) => $body,
         }
     };
 }
 
 impl<T> Flavor<T> {
     fn new(capacity: usize, mode: Mode) -> Result<Self, Error> {
+        if capacity == 0 {
+            return match mode {
+                Mode::Mpmc => Ok(Flavor::Zero(zero::Zero::new())),
+                _ => Err(Error::invalid(
+                    "capacity",
+                    format!("must be at least 1 for mode {mode}; capacity 0 (a rendezvous channel) needs mode MPMC"),
+                )),
+            };
+        }
         let cap = checked_capacity(capacity)?;
         let slots = || try_alloc(cap, |i| array::Slot::new(i as u64));
         Ok(match mode {
@@ -342,6 +354,9 @@ impl<T: Send> Channel<T> {
     /// Sends, waiting as `opts` allows. On failure the value comes back.
     pub fn send_with(&self, value: T, opts: &WaitOptions<'_>) -> Result<(), SendError<T>> {
         let s = &*self.shared;
+        if let Flavor::Zero(z) = &s.queue {
+            return z.send(value, opts, &s.receivers);
+        }
         let mut pending = Some(value);
         let outcome = block_on(
             &s.senders,
@@ -397,6 +412,9 @@ impl<T: Send> Channel<T> {
     /// Receives, waiting as `opts` allows.
     pub fn recv_with(&self, opts: &WaitOptions<'_>) -> Result<T, Error> {
         let s = &*self.shared;
+        if let Flavor::Zero(z) = &s.queue {
+            return z.recv(opts, &s.senders);
+        }
         block_on(
             &s.receivers,
             opts,
