@@ -58,11 +58,7 @@ mod imp {
         if STRATEGY.load(Ordering::Relaxed) != UNKNOWN {
             return;
         }
-        let chosen = if register_membarrier() {
-            MEMBARRIER
-        } else {
-            FENCE
-        };
+        let chosen = if register_membarrier() { MEMBARRIER } else { FENCE };
         // Two threads may race here; both compute the same answer, and
         // registration is idempotent, so the last store wins harmlessly.
         STRATEGY.store(chosen, Ordering::Relaxed);
@@ -113,14 +109,7 @@ mod imp {
     fn membarrier(cmd: libc::c_int) -> libc::c_long {
         // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches no
         // user memory.
-        unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                cmd,
-                0 as libc::c_uint,
-                0 as libc::c_int,
-            )
-        }
+        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
     }
 
     #[cfg(target_os = "linux")]
@@ -129,8 +118,7 @@ mod imp {
             return false;
         }
         let supported = membarrier(libc_consts::CMD_QUERY);
-        if supported < 0 || supported & libc::c_long::from(libc_consts::CMD_PRIVATE_EXPEDITED) == 0
-        {
+        if supported < 0 || supported & libc::c_long::from(libc_consts::CMD_PRIVATE_EXPEDITED) == 0 {
             return false;
         }
         membarrier(libc_consts::CMD_REGISTER_PRIVATE_EXPEDITED) == 0

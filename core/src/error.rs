@@ -52,10 +52,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            name,
-            reason: reason.into(),
-        }
+        Error::InvalidArgument { name, reason: reason.into() }
     }
 }
 
@@ -94,8 +91,6 @@ impl<T> SendError<T> {
 impl<T> std::fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The value need not be Debug; say what failed.
-        f.debug_struct("SendError")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
+        f.debug_struct("SendError").field("error", &self.error).finish_non_exhaustive()
     }
 }

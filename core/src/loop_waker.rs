@@ -50,9 +50,7 @@ struct Inner {
 
 impl std::fmt::Debug for LoopWaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoopWaker")
-            .field("fd", &self.fd())
-            .finish_non_exhaustive()
+        f.debug_struct("LoopWaker").field("fd", &self.fd()).finish_non_exhaustive()
     }
 }
 
@@ -60,11 +58,7 @@ impl LoopWaker {
     /// Creates the descriptor (non-blocking, close-on-exec).
     pub fn new() -> io::Result<Self> {
         Ok(LoopWaker {
-            inner: Arc::new(Inner {
-                fd: Fd::new()?,
-                signaled: AtomicBool::new(false),
-                woken: Mutex::new(Vec::new()),
-            }),
+            inner: Arc::new(Inner { fd: Fd::new()?, signaled: AtomicBool::new(false), woken: Mutex::new(Vec::new()) }),
         })
     }
 
@@ -76,10 +70,7 @@ impl LoopWaker {
 
     /// A task waker that records `token` and signals the descriptor.
     pub fn waker(&self, token: u64) -> Waker {
-        Waker::from(Arc::new(TokenWake {
-            inner: self.inner.clone(),
-            token,
-        }))
+        Waker::from(Arc::new(TokenWake { inner: self.inner.clone(), token }))
     }
 
     /// Records `token` as woken and makes the descriptor readable.
@@ -102,10 +93,7 @@ impl LoopWaker {
 
 impl Inner {
     fn wake(&self, token: u64) {
-        self.woken
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(token);
+        self.woken.lock().unwrap_or_else(PoisonError::into_inner).push(token);
         // SeqCst: pairs with `drain`; only the first wake-up after a drain
         // pays for the write.
         if !self.signaled.swap(true, Ordering::SeqCst) {
@@ -176,11 +164,7 @@ impl Fd {
         for fd in fds {
             // SAFETY: fcntl on descriptors we own.
             unsafe {
-                libc::fcntl(
-                    fd,
-                    libc::F_SETFL,
-                    libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-                );
+                libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }

@@ -37,9 +37,7 @@ mod imp {
 
     impl Parker {
         pub(crate) fn new() -> Self {
-            Self {
-                state: AtomicU32::new(EMPTY),
-            }
+            Self { state: AtomicU32::new(EMPTY) }
         }
 
         pub(crate) fn park(&self, deadline: Option<Instant>) -> Wake {
@@ -80,9 +78,7 @@ mod imp {
                 })
             }
         };
-        let ts_ptr = timeout
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: FUTEX_WAIT reads the u32 behind `futex` (a live atomic) and the
         // optional relative timeout; it writes nothing.
         let r = unsafe {
@@ -107,12 +103,7 @@ mod imp {
     fn futex_wake(futex: &AtomicU32) {
         // SAFETY: FUTEX_WAKE only uses the address as a key.
         unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                futex.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
+            libc::syscall(libc::SYS_futex, futex.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
         }
     }
 }
@@ -130,9 +121,7 @@ mod imp {
 
     impl Parker {
         pub(crate) fn new() -> Self {
-            Self {
-                thread: std::thread::current(),
-            }
+            Self { thread: std::thread::current() }
         }
 
         pub(crate) fn park(&self, deadline: Option<Instant>) -> Wake {
@@ -168,9 +157,7 @@ mod imp {
 
     impl Parker {
         pub(crate) fn new() -> Self {
-            Self {
-                thread: loom::thread::current(),
-            }
+            Self { thread: loom::thread::current() }
         }
 
         pub(crate) fn park(&self, deadline: Option<Instant>) -> Wake {

@@ -33,21 +33,9 @@ use std::time::{Duration, Instant};
 /// of two).
 pub fn channel<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Error> {
     let cap = checked_capacity(capacity)?;
-    let ring = Ring::new(
-        cap,
-        try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?,
-    );
+    let ring = Ring::new(cap, try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?);
     let shared = Arc::new(Shared::new(ring));
-    Ok((
-        Producer {
-            shared: shared.clone(),
-            _not_sync: PhantomData,
-        },
-        Consumer {
-            shared,
-            _not_sync: PhantomData,
-        },
-    ))
+    Ok((Producer { shared: shared.clone(), _not_sync: PhantomData }, Consumer { shared, _not_sync: PhantomData }))
 }
 
 /// `PhantomData<Cell<()>>` makes the ends `Send` but not `Sync`.
@@ -89,20 +77,14 @@ impl<T: Send> Producer<T> {
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         match self.try_send(value) {
-            Err(SendError {
-                error: Error::Full,
-                value,
-            }) => self.send_with(value, &WaitOptions::new()),
+            Err(SendError { error: Error::Full, value }) => self.send_with(value, &WaitOptions::new()),
             r => r,
         }
     }
 
     /// Sends, waiting at most `timeout`.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_with(
-            value,
-            &WaitOptions::new().deadline_opt(Instant::now().checked_add(timeout)),
-        )
+        self.send_with(value, &WaitOptions::new().deadline_opt(Instant::now().checked_add(timeout)))
     }
 
     /// Sends, waiting as `opts` allows; the value comes back on failure.
@@ -114,10 +96,7 @@ impl<T: Send> Producer<T> {
             opts,
             || match self.try_send(pending.take().expect("value present until sent")) {
                 Ok(()) => Some(Ok(())),
-                Err(SendError {
-                    error: Error::Full,
-                    value,
-                }) => {
+                Err(SendError { error: Error::Full, value }) => {
                     pending = Some(value);
                     None
                 }
@@ -127,10 +106,7 @@ impl<T: Send> Producer<T> {
         );
         match outcome {
             Ok(r) => r,
-            Err(error) => Err(SendError::new(
-                error,
-                pending.take().expect("value kept on failure"),
-            )),
+            Err(error) => Err(SendError::new(error, pending.take().expect("value kept on failure"))),
         }
     }
 

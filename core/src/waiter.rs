@@ -132,20 +132,14 @@ pub(crate) struct Context {
 impl Context {
     fn new() -> Self {
         Context {
-            inner: Arc::new(Inner {
-                select: AtomicUsize::new(WAITING),
-                unparker: Unparker::Thread(Parker::new()),
-            }),
+            inner: Arc::new(Inner { select: AtomicUsize::new(WAITING), unparker: Unparker::Thread(Parker::new()) }),
         }
     }
 
     /// A context for an async task: selecting it wakes `waker`.
     pub(crate) fn for_task(waker: &std::task::Waker) -> Self {
         Context {
-            inner: Arc::new(Inner {
-                select: AtomicUsize::new(WAITING),
-                unparker: Unparker::Task(waker.clone()),
-            }),
+            inner: Arc::new(Inner { select: AtomicUsize::new(WAITING), unparker: Unparker::Task(waker.clone()) }),
         }
     }
 
@@ -261,20 +255,14 @@ pub(crate) struct WaitQueue {
 
 impl WaitQueue {
     pub(crate) fn new() -> Self {
-        WaitQueue {
-            len: AtomicUsize::new(0),
-            entries: Mutex::new(VecDeque::new()),
-        }
+        WaitQueue { len: AtomicUsize::new(0), entries: Mutex::new(VecDeque::new()) }
     }
 
     /// Adds `cx` as waiting for `operation`. The caller must issue
     /// [`barrier::heavy`] before re-checking its condition.
     pub(crate) fn register(&self, cx: &Context, operation: usize) {
         let mut entries = lock(&self.entries);
-        entries.push_back(Entry {
-            cx: cx.clone(),
-            operation,
-        });
+        entries.push_back(Entry { cx: cx.clone(), operation });
         // Relaxed: made visible to notifiers by the waiter's heavy barrier.
         self.len.store(entries.len(), Ordering::Relaxed);
     }
@@ -305,9 +293,7 @@ impl WaitQueue {
     fn notify_one_slow(&self) {
         let chosen = {
             let mut entries = lock(&self.entries);
-            let pos = entries
-                .iter()
-                .position(|e| e.cx.try_select(Selected::Operation(e.operation)).is_ok());
+            let pos = entries.iter().position(|e| e.cx.try_select(Selected::Operation(e.operation)).is_ok());
             let chosen = pos.and_then(|i| entries.remove(i));
             self.len.store(entries.len(), Ordering::Relaxed);
             chosen
@@ -421,12 +407,7 @@ impl AsyncWait {
     /// Registers the task behind `waker` in `queue`. Returns `true` if the
     /// operation became possible meanwhile (retry at once, nothing is
     /// registered), `false` if the task should wait for its waker.
-    pub(crate) fn register(
-        &mut self,
-        queue: &WaitQueue,
-        waker: &std::task::Waker,
-        ready: impl Fn() -> bool,
-    ) -> bool {
+    pub(crate) fn register(&mut self, queue: &WaitQueue, waker: &std::task::Waker, ready: impl Fn() -> bool) -> bool {
         debug_assert!(self.registered.is_none());
         let cx = Context::for_task(waker);
         queue.register(&cx, FIRST_OPERATION);

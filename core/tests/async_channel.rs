@@ -40,11 +40,7 @@ fn a_pending_receive_is_woken_by_a_send_and_completes() {
         assert!(poll(&mut recv, &waker).is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         ch.send(9).unwrap();
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "{mode}: exactly one wake-up"
-        );
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "{mode}: exactly one wake-up");
         assert_eq!(poll(&mut recv, &waker), Poll::Ready(Ok(9)));
     }
 }
@@ -114,11 +110,7 @@ fn loop_waker_reports_tokens_and_clears_its_descriptor() {
     let lw = LoopWaker::new().unwrap();
     let fd = lw.fd();
     let readable = || {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one live pollfd, zero timeout.
         unsafe { libc::poll(&mut p, 1, 0) == 1 }
     };
@@ -143,10 +135,7 @@ fn loop_waker_reports_tokens_and_clears_its_descriptor() {
 #[test]
 fn tokio_tasks_and_threads_share_a_channel() {
     const N: u64 = 20_000;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let ch = Channel::new(16, Mode::Mpmc).unwrap();
     // Two threads send with blocking calls; two tasks receive with futures.
     let senders: Vec<_> = (0..2)
@@ -194,11 +183,7 @@ fn cancelled_tokio_receives_lose_no_item() {
     // Receivers that time out (their future is dropped) while items arrive:
     // every item is still received by someone.
     const N: u64 = 5_000;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
     let ch = Channel::new(4, Mode::Mpmc).unwrap();
     let tx = ch.clone();
     let sender = thread::spawn(move || {

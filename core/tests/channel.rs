@@ -15,11 +15,7 @@ fn capacity_rounds_up_to_power_of_two() {
     assert_eq!(Channel::<u8>::new(0, Mode::Mpmc).unwrap().capacity(), 0);
     for mode in MODES {
         for (asked, got) in [(1, 1), (2, 2), (3, 4), (5, 8), (1000, 1024), (1024, 1024)] {
-            assert_eq!(
-                Channel::<u8>::new(asked, mode).unwrap().capacity(),
-                got,
-                "{mode} {asked}"
-            );
+            assert_eq!(Channel::<u8>::new(asked, mode).unwrap().capacity(), got, "{mode} {asked}");
         }
     }
 }
@@ -33,21 +29,14 @@ fn bad_capacities_are_rejected_with_a_named_argument() {
                 continue;
             }
             match Channel::<u8>::new(cap, mode) {
-                Err(
-                    e @ Error::InvalidArgument {
-                        name: "capacity", ..
-                    },
-                ) => {
+                Err(e @ Error::InvalidArgument { name: "capacity", .. }) => {
                     assert!(e.to_string().contains("capacity"), "{e}")
                 }
                 other => panic!("capacity {cap}: expected InvalidArgument, got {other:?}"),
             }
         }
     }
-    assert!(matches!(
-        spsc::channel::<u8>(0),
-        Err(Error::InvalidArgument { .. })
-    ));
+    assert!(matches!(spsc::channel::<u8>(0), Err(Error::InvalidArgument { .. })));
     assert!("ring".parse::<Mode>().is_err());
 }
 
@@ -98,10 +87,7 @@ fn close_drains_then_reports_closed() {
         assert_eq!(ch.try_recv(), Ok(2));
         assert_eq!(ch.recv(), Err(Error::Closed));
         assert_eq!(ch.try_recv(), Err(Error::Closed));
-        assert_eq!(
-            ch.recv_timeout(Duration::from_millis(1)),
-            Err(Error::Closed)
-        );
+        assert_eq!(ch.recv_timeout(Duration::from_millis(1)), Err(Error::Closed));
     }
 }
 
@@ -144,10 +130,7 @@ fn timeouts_fire_and_hand_values_back() {
     for mode in MODES {
         let ch = Channel::new(1, mode).unwrap();
         let t0 = Instant::now();
-        assert_eq!(
-            ch.recv_timeout(Duration::from_millis(30)),
-            Err(Error::Timeout)
-        );
+        assert_eq!(ch.recv_timeout(Duration::from_millis(30)), Err(Error::Timeout));
         assert!(t0.elapsed() >= Duration::from_millis(30));
         ch.send(1u8).unwrap();
         let t0 = Instant::now();
@@ -155,10 +138,7 @@ fn timeouts_fire_and_hand_values_back() {
         assert!(t0.elapsed() >= Duration::from_millis(30));
         assert_eq!((err.error, err.value), (Error::Timeout, 2));
         // A deadline in the past is one attempt.
-        assert_eq!(
-            ch.send_deadline(3, Instant::now()).unwrap_err().error,
-            Error::Timeout
-        );
+        assert_eq!(ch.send_deadline(3, Instant::now()).unwrap_err().error, Error::Timeout);
         assert_eq!(ch.recv_deadline(Instant::now()), Ok(1));
     }
 }
@@ -259,21 +239,14 @@ fn concurrent_senders_on_spsc_get_busy_never_corruption() {
                 for i in 0..20_000u64 {
                     match tx.try_send(t << 32 | i) {
                         Ok(()) => accepted.push(t << 32 | i),
-                        Err(e) => assert!(
-                            matches!(e.error, Error::Busy(_) | Error::Full),
-                            "{:?}",
-                            e.error
-                        ),
+                        Err(e) => assert!(matches!(e.error, Error::Busy(_) | Error::Full), "{:?}", e.error),
                     }
                 }
                 accepted
             })
         })
         .collect();
-    let mut accepted: Vec<u64> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut accepted: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     let mut received: Vec<u64> = ch.drain().collect();
     accepted.sort_unstable();
     received.sort_unstable();
@@ -345,9 +318,19 @@ fn parties(mode: Mode) -> (u64, u64) {
 #[test]
 fn every_mode_delivers_exactly_once_with_n_producers_and_m_consumers() {
     const PER_PRODUCER: u64 = 50_000;
-    for mode in MODES {
-        let (producers, consumers) = parties(mode);
-        let ch = Channel::new(16, mode).unwrap();
+    let unbounded = || Channel::unbounded();
+    let rendezvous = || Channel::new(0, Mode::Mpmc).unwrap();
+    let cases: Vec<(&str, Mode, Box<dyn Fn() -> Channel<(u64, u64)>>)> = MODES
+        .into_iter()
+        .map(|m| (m.name(), m, Box::new(move || Channel::new(16, m).unwrap()) as Box<dyn Fn() -> _>))
+        .chain([
+            ("unbounded", Mode::Mpmc, Box::new(unbounded) as Box<dyn Fn() -> _>),
+            ("rendezvous", Mode::Mpmc, Box::new(rendezvous) as Box<dyn Fn() -> _>),
+        ])
+        .collect();
+    for (mode, kind, make) in cases {
+        let (producers, consumers) = parties(kind);
+        let ch = make();
         let senders: Vec<_> = (0..producers)
             .map(|p| {
                 let tx = ch.clone();
@@ -367,10 +350,7 @@ fn every_mode_delivers_exactly_once_with_n_producers_and_m_consumers() {
                     let mut seen = vec![(0u64, None::<u64>); producers as usize];
                     for (p, i) in rx {
                         let (count, last) = &mut seen[p as usize];
-                        assert!(
-                            last.is_none_or(|l| l < i),
-                            "{mode}: producer {p} went backwards"
-                        );
+                        assert!(last.is_none_or(|l| l < i), "{mode}: producer {p} went backwards");
                         *last = Some(i);
                         *count += 1;
                     }
@@ -388,9 +368,42 @@ fn every_mode_delivers_exactly_once_with_n_producers_and_m_consumers() {
                 totals[p] += count;
             }
         }
-        assert!(
-            totals.iter().all(|&t| t == PER_PRODUCER),
-            "{mode}: {totals:?}"
-        );
+        assert!(totals.iter().all(|&t| t == PER_PRODUCER), "{mode}: {totals:?}");
     }
+}
+
+#[test]
+fn unbounded_grows_shrinks_and_drains() {
+    let ch = Channel::unbounded();
+    assert!(ch.is_unbounded());
+    assert_eq!(ch.capacity(), usize::MAX);
+    for i in 0..10_000u32 {
+        ch.try_send(i).unwrap();
+    }
+    assert_eq!(ch.len(), 10_000);
+    assert!(!ch.is_full());
+    for i in 0..5_000 {
+        assert_eq!(ch.try_recv(), Ok(i));
+    }
+    assert_eq!(ch.len(), 5_000);
+    ch.close();
+    assert_eq!(ch.try_send(1).unwrap_err().error, Error::Closed);
+    let rest: Vec<u32> = ch.clone().into_iter().collect();
+    assert_eq!(rest, (5_000..10_000).collect::<Vec<_>>());
+    assert_eq!(ch.recv(), Err(Error::Closed));
+}
+
+#[test]
+fn unbounded_drops_leftovers_across_blocks() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ch = Channel::unbounded();
+    for _ in 0..100 {
+        ch.send(Counted(drops.clone())).unwrap();
+    }
+    for _ in 0..40 {
+        drop(ch.recv().unwrap());
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 40);
+    drop(ch);
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
 }

@@ -22,10 +22,7 @@ fn nothing_is_buffered() {
     assert_eq!(ch.try_recv(), Err(Error::Empty));
     let err = ch.send_timeout(2, Duration::from_millis(20)).unwrap_err();
     assert_eq!((err.error, err.value), (Error::Timeout, 2));
-    assert_eq!(
-        ch.recv_timeout(Duration::from_millis(20)),
-        Err(Error::Timeout)
-    );
+    assert_eq!(ch.recv_timeout(Duration::from_millis(20)), Err(Error::Timeout));
 }
 
 #[test]
@@ -69,10 +66,7 @@ fn many_senders_and_receivers_exchange_every_value_once() {
         s.join().unwrap();
     }
     ch.close();
-    let mut all: Vec<u64> = receivers
-        .into_iter()
-        .flat_map(|r| r.join().unwrap())
-        .collect();
+    let mut all: Vec<u64> = receivers.into_iter().flat_map(|r| r.join().unwrap()).collect();
     all.sort_unstable();
     assert_eq!(all, (0..3 * PER).collect::<Vec<_>>());
 }
@@ -143,10 +137,7 @@ fn async_receivers_are_woken_by_offers() {
 
 #[test]
 fn async_tasks_on_both_ends() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let ch = rendezvous::<u64>();
     let tx = ch.clone();
     let total = rt.block_on(async move {

@@ -83,10 +83,7 @@ fn mode_from(mode: u32) -> Result<Mode, Fail> {
 
 fn mode_to(mode: Mode) -> u32 {
     // The C constants follow the order of `Mode::ALL`.
-    Mode::ALL
-        .iter()
-        .position(|&m| m == mode)
-        .map_or(u32::MAX, |i| i as u32)
+    Mode::ALL.iter().position(|&m| m == mode).map_or(u32::MAX, |i| i as u32)
 }
 
 /// Creates a channel holding at least `capacity` items (rounded up to a power
@@ -119,10 +116,7 @@ pub extern "C" fn nimsync_channel_new(
         let out_channel = out(out_channel, "out_channel")?;
         let mode = mode_from(mode)?;
         let channel = Channel::new(capacity, mode)?;
-        let on_drop = drop_fn.map(|callback| DropHook {
-            callback,
-            ctx: drop_ctx,
-        });
+        let on_drop = drop_fn.map(|callback| DropHook { callback, ctx: drop_ctx });
         let handle = Arc::new(nimsync_channel { channel, on_drop });
         *out_channel = Arc::into_raw(handle).cast_mut();
         Ok(())
@@ -167,32 +161,16 @@ pub extern "C" fn nimsync_channel_free(channel: *mut nimsync_channel) {
 /// `NIMSYNC_STATUS_CLOSED` or `NIMSYNC_STATUS_BUSY` if it could not; the item
 /// then stays with the caller.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_try_send(
-    channel: *const nimsync_channel,
-    item: usize,
-) -> nimsync_status {
-    guard(|| {
-        arg(channel, "channel")?
-            .channel
-            .try_send(item)
-            .map_err(|e| e.error.into())
-    })
+pub extern "C" fn nimsync_channel_try_send(channel: *const nimsync_channel, item: usize) -> nimsync_status {
+    guard(|| arg(channel, "channel")?.channel.try_send(item).map_err(|e| e.error.into()))
 }
 
 /// Sends `item`, blocking while the channel is full. Returns
 /// `NIMSYNC_STATUS_CLOSED` if the channel is or becomes closed (the item stays
 /// with the caller).
 #[no_mangle]
-pub extern "C" fn nimsync_channel_send(
-    channel: *const nimsync_channel,
-    item: usize,
-) -> nimsync_status {
-    guard(|| {
-        arg(channel, "channel")?
-            .channel
-            .send(item)
-            .map_err(|e| e.error.into())
-    })
+pub extern "C" fn nimsync_channel_send(channel: *const nimsync_channel, item: usize) -> nimsync_status {
+    guard(|| arg(channel, "channel")?.channel.send(item).map_err(|e| e.error.into()))
 }
 
 /// Sends `item`, blocking at most `timeout_ns` nanoseconds. Returns
@@ -207,9 +185,7 @@ pub extern "C" fn nimsync_channel_send_timeout(
 ) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
-        ch.channel
-            .send_timeout(item, Duration::from_nanos(timeout_ns))
-            .map_err(|e| e.error.into())
+        ch.channel.send_timeout(item, Duration::from_nanos(timeout_ns)).map_err(|e| e.error.into())
     })
 }
 
@@ -217,10 +193,7 @@ pub extern "C" fn nimsync_channel_send_timeout(
 /// `NIMSYNC_STATUS_EMPTY` if there is none, `NIMSYNC_STATUS_CLOSED` if the
 /// channel is closed and drained.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_try_recv(
-    channel: *const nimsync_channel,
-    out_item: *mut usize,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_try_recv(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;
@@ -232,10 +205,7 @@ pub extern "C" fn nimsync_channel_try_recv(
 /// Receives an item into `*out_item`, blocking while the channel is empty.
 /// Returns `NIMSYNC_STATUS_CLOSED` once the channel is closed and drained.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_recv(
-    channel: *const nimsync_channel,
-    out_item: *mut usize,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_recv(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;
@@ -273,10 +243,7 @@ pub extern "C" fn nimsync_channel_close(channel: *const nimsync_channel) -> nims
 
 /// Stores in `*out_len` the number of items inside right now.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_len(
-    channel: *const nimsync_channel,
-    out_len: *mut libc::size_t,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_len(channel: *const nimsync_channel, out_len: *mut libc::size_t) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         *out(out_len, "out_len")? = ch.channel.len();
@@ -300,10 +267,7 @@ pub extern "C" fn nimsync_channel_capacity(
 
 /// Stores in `*out_empty` whether the channel holds no item right now.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_is_empty(
-    channel: *const nimsync_channel,
-    out_empty: *mut bool,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_is_empty(channel: *const nimsync_channel, out_empty: *mut bool) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         *out(out_empty, "out_empty")? = ch.channel.is_empty();
@@ -313,10 +277,7 @@ pub extern "C" fn nimsync_channel_is_empty(
 
 /// Stores in `*out_full` whether every slot is taken right now.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_is_full(
-    channel: *const nimsync_channel,
-    out_full: *mut bool,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_is_full(channel: *const nimsync_channel, out_full: *mut bool) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         *out(out_full, "out_full")? = ch.channel.is_full();
@@ -326,10 +287,7 @@ pub extern "C" fn nimsync_channel_is_full(
 
 /// Stores in `*out_closed` whether the channel was closed.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_is_closed(
-    channel: *const nimsync_channel,
-    out_closed: *mut bool,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_is_closed(channel: *const nimsync_channel, out_closed: *mut bool) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         *out(out_closed, "out_closed")? = ch.channel.is_closed();
@@ -339,10 +297,7 @@ pub extern "C" fn nimsync_channel_is_closed(
 
 /// Stores in `*out_mode` the channel's `nimsync_channel_mode`.
 #[no_mangle]
-pub extern "C" fn nimsync_channel_get_mode(
-    channel: *const nimsync_channel,
-    out_mode: *mut u32,
-) -> nimsync_status {
+pub extern "C" fn nimsync_channel_get_mode(channel: *const nimsync_channel, out_mode: *mut u32) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         *out(out_mode, "out_mode")? = mode_to(ch.channel.mode());

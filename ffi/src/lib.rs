@@ -24,11 +24,10 @@ use std::ffi::{c_char, CStr};
 /// `nimsync_abi_version()` at load time and refuses a mismatch.
 pub const NIMSYNC_ABI_VERSION: u32 = 1;
 
-const VERSION_CSTR: &CStr =
-    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(v) => v,
-        Err(_) => panic!("version string"),
-    };
+const VERSION_CSTR: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(v) => v,
+    Err(_) => panic!("version string"),
+};
 
 /// Returns the library version, e.g. "0.3.0". The string is static.
 #[no_mangle]

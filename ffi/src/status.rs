@@ -57,17 +57,11 @@ enum Message {
 
 impl Fail {
     pub(crate) fn new(status: nimsync_status, message: String) -> Self {
-        Fail {
-            status,
-            message: Message::Owned(message),
-        }
+        Fail { status, message: Message::Owned(message) }
     }
 
     pub(crate) fn null(name: &str) -> Self {
-        Fail::new(
-            nimsync_status::NullArgument,
-            format!("argument `{name}` is NULL"),
-        )
+        Fail::new(nimsync_status::NullArgument, format!("argument `{name}` is NULL"))
     }
 }
 
@@ -75,10 +69,7 @@ impl From<Error> for Fail {
     /// The one place where core errors become C statuses.
     fn from(e: Error) -> Self {
         use nimsync_status as S;
-        let fixed = |status, text: &'static CStr| Fail {
-            status,
-            message: Message::Static(text),
-        };
+        let fixed = |status, text: &'static CStr| Fail { status, message: Message::Static(text) };
         match e {
             Error::Closed => fixed(S::Closed, c"channel is closed"),
             Error::Full => fixed(S::Full, c"channel is full"),
@@ -188,7 +179,5 @@ pub extern "C" fn nimsync_status_str(status: c_int) -> *const c_char {
 /// the next failing nimsync call on the same thread; copy it to keep it.
 #[no_mangle]
 pub extern "C" fn nimsync_last_error_message() -> *const c_char {
-    guard_value(c"".as_ptr(), || {
-        LAST.try_with(|l| l.get()).unwrap_or(c"".as_ptr())
-    })
+    guard_value(c"".as_ptr(), || LAST.try_with(|l| l.get()).unwrap_or(c"".as_ptr()))
 }

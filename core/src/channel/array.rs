@@ -49,10 +49,7 @@ pub(crate) struct Slot<T> {
 
 impl<T> Slot<T> {
     pub(crate) fn new(pos: u64) -> Self {
-        Slot {
-            stamp: AtomicU64::new(free(pos)),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-        }
+        Slot { stamp: AtomicU64::new(free(pos)), value: UnsafeCell::new(MaybeUninit::uninit()) }
     }
 }
 
@@ -83,8 +80,7 @@ unsafe impl<T: Send, const MP: bool, const MC: bool> Sync for ArrayQueue<T, MP, 
 impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
     const SEND_BUSY: &'static str = "SPMC channel: another thread is sending at the same moment; \
                                      use mode MPSC or MPMC for several senders";
-    const RECV_BUSY: &'static str =
-        "MPSC channel: another thread is receiving at the same moment; \
+    const RECV_BUSY: &'static str = "MPSC channel: another thread is receiving at the same moment; \
                                      use mode SPMC or MPMC for several receivers";
 
     /// `buffer` has a power-of-two length and slot `i` was made with `Slot::new(i)`.
@@ -144,12 +140,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
                 // Relaxed: the CAS only arbitrates between producers; the slot
                 // contents are published through the stamp, and consumers
                 // learn of CLOSED through their own Acquire loads of `tail`.
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    tail + 2,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
+                match self.tail.compare_exchange_weak(tail, tail + 2, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         // SAFETY: winning the claim for `pos` while its stamp
                         // said free gives us the slot until we publish.
@@ -229,12 +220,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
             if stamp == published(head) {
                 // Relaxed: the stamp load above already synchronized with the
                 // producer; the CAS only arbitrates between consumers.
-                match self.head.compare_exchange_weak(
-                    head,
-                    head + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
+                match self.head.compare_exchange_weak(head, head + 1, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         // SAFETY: winning the claim for a published `head` gives
                         // us the value until we free the slot.
@@ -281,8 +267,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
         // SAFETY: published and claimed by the caller.
         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
         // Release: hands the emptied slot to the producer of the next lap.
-        slot.stamp
-            .store(free(pos + self.mask + 1), Ordering::Release);
+        slot.stamp.store(free(pos + self.mask + 1), Ordering::Release);
         value
     }
 

@@ -55,32 +55,20 @@ impl<T: Send> Channel<T> {
     /// Receives an item, waiting asynchronously while the channel is empty;
     /// `Err(Closed)` once it is closed and drained.
     pub fn recv_async(&self) -> RecvFuture<T> {
-        RecvFuture {
-            channel: self.clone(),
-            wait: AsyncWait::default(),
-        }
+        RecvFuture { channel: self.clone(), wait: AsyncWait::default() }
     }
 
     /// Sends `value`, waiting asynchronously while the channel is full. On
     /// failure (`Closed`, `Busy`) the value comes back in the error; dropping
     /// the future before it completes drops the value with it.
     pub fn send_async(&self, value: T) -> SendFuture<T> {
-        SendFuture {
-            channel: self.clone(),
-            value: Some(value),
-            wait: AsyncWait::default(),
-            offer: None,
-        }
+        SendFuture { channel: self.clone(), value: Some(value), wait: AsyncWait::default(), offer: None }
     }
 
     /// One step of an async receive, for bindings that drive operations from
     /// their own event loop: `Ready` with the outcome, or `Pending` after
     /// registering `cx`'s waker. `wait` must be kept between calls.
-    pub(crate) fn poll_recv(
-        &self,
-        wait: &mut AsyncWait,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<T, Error>> {
+    pub(crate) fn poll_recv(&self, wait: &mut AsyncWait, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
         let s = &*self.shared;
         loop {
             wait.settle(&s.receivers);
@@ -110,10 +98,7 @@ impl<T: Send> Channel<T> {
             wait.settle(&s.senders);
             let v = value.take().expect("SendFuture polled after completion");
             match self.try_send(v) {
-                Err(SendError {
-                    error: Error::Full,
-                    value: v,
-                }) => *value = Some(v),
+                Err(SendError { error: Error::Full, value: v }) => *value = Some(v),
                 done => return Poll::Ready(done),
             }
             if !wait.register(&s.senders, cx.waker(), || s.queue.send_ready()) {
@@ -137,8 +122,7 @@ impl<T: Send> Future for SendFuture<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.channel
-            .poll_send(&mut this.wait, &mut this.value, &mut this.offer, cx)
+        this.channel.poll_send(&mut this.wait, &mut this.value, &mut this.offer, cx)
     }
 }
 
@@ -165,8 +149,6 @@ impl<T> std::fmt::Debug for RecvFuture<T> {
 
 impl<T> std::fmt::Debug for SendFuture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendFuture")
-            .field("sent", &self.value.is_none())
-            .finish_non_exhaustive()
+        f.debug_struct("SendFuture").field("sent", &self.value.is_none()).finish_non_exhaustive()
     }
 }

@@ -10,6 +10,8 @@
 //! | [`Mode::Mpsc`] | stamped array queue: CAS to send, plain stores to receive | `array.rs` |
 //! | [`Mode::Spmc`] | stamped array queue: plain stores to send, CAS to receive | `array.rs` |
 //! | [`Mode::Mpmc`] | stamped array queue: CAS on both sides | `array.rs` |
+//! | [`Mode::Mpmc`], capacity 0 | rendezvous: offers and wants under a lock | `zero.rs` |
+//! | [`Channel::unbounded`] (MPMC) | linked list of blocks | `list.rs` |
 //!
 //! A side that allows one thread (both sides of SPSC, the receiving side of
 //! MPSC, the sending side of SPMC) checks that at run time: a second thread
@@ -41,6 +43,7 @@
 
 pub(crate) mod array;
 mod future;
+pub(crate) mod list;
 pub(crate) mod ring;
 mod side;
 pub(crate) mod zero;
@@ -96,10 +99,7 @@ impl Mode {
         match name.to_ascii_lowercase().as_str() {
             "spsc" => Ok(Mode::Spsc),
             "mpsc" => Ok(Mode::Mpsc),
-            _ => Err(Error::invalid(
-                "mode",
-                format!("unknown channel mode {name:?}; expected \"spsc\" or \"mpsc\""),
-            )),
+            _ => Err(Error::invalid("mode", format!("unknown channel mode {name:?}; expected \"spsc\" or \"mpsc\""))),
         }
     }
 }
@@ -126,6 +126,7 @@ pub(crate) enum Flavor<T> {
     Spmc(array::ArrayQueue<T, false, true>),
     Mpmc(array::ArrayQueue<T, true, true>),
     Zero(zero::Zero<T>),
+    List(list::List<T>),
 }
 
 /// A queue plus the threads blocked on either side of it.
@@ -140,11 +141,7 @@ pub(crate) struct Shared<Q> {
 impl<Q> Shared<Q> {
     pub(crate) fn new(queue: Q) -> Self {
         crate::barrier::init();
-        Shared {
-            queue,
-            senders: CachePadded::new(WaitQueue::new()),
-            receivers: CachePadded::new(WaitQueue::new()),
-        }
+        Shared { queue, senders: CachePadded::new(WaitQueue::new()), receivers: CachePadded::new(WaitQueue::new()) }
     }
 }
 
@@ -156,16 +153,11 @@ pub(crate) fn checked_capacity(capacity: usize) -> Result<usize, Error> {
     if capacity > isize::MAX as usize {
         return Err(Error::invalid(
             "capacity",
-            format!(
-                "{capacity} is not a valid size (a negative number converted to an unsigned size?)"
-            ),
+            format!("{capacity} is not a valid size (a negative number converted to an unsigned size?)"),
         ));
     }
     if capacity > MAX_CAPACITY {
-        return Err(Error::invalid(
-            "capacity",
-            format!("{capacity} exceeds the maximum of {MAX_CAPACITY}"),
-        ));
+        return Err(Error::invalid("capacity", format!("{capacity} exceeds the maximum of {MAX_CAPACITY}")));
     }
     Ok(capacity.next_power_of_two())
 }
@@ -173,12 +165,8 @@ pub(crate) fn checked_capacity(capacity: usize) -> Result<usize, Error> {
 /// Allocates `n` elements made by `make`, reporting failure instead of aborting.
 pub(crate) fn try_alloc<E>(n: usize, make: impl Fn(usize) -> E) -> Result<Box<[E]>, Error> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::OutOfMemory(format!(
-            "{n} slots of {} bytes each",
-            std::mem::size_of::<E>()
-        ))
-    })?;
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("{n} slots of {} bytes each", std::mem::size_of::<E>())))?;
     v.extend((0..n).map(make));
     Ok(v.into_boxed_slice())
 }
@@ -192,6 +180,7 @@ macro_rules! each_flavor {
             Flavor::Spmc($q) => $body,
             Flavor::Mpmc($q) => $body,
             Flavor::Zero($q) => $body,
+            Flavor::List($q) => $body,
         }
     };
 }
@@ -210,10 +199,9 @@ impl<T> Flavor<T> {
         let cap = checked_capacity(capacity)?;
         let slots = || try_alloc(cap, |i| array::Slot::new(i as u64));
         Ok(match mode {
-            Mode::Spsc => Flavor::Spsc(ring::Ring::new(
-                cap,
-                try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?,
-            )),
+            Mode::Spsc => {
+                Flavor::Spsc(ring::Ring::new(cap, try_alloc(cap, |_| UnsafeCell::new(MaybeUninit::uninit()))?))
+            }
             Mode::Mpsc => Flavor::Mpsc(array::ArrayQueue::new(slots()?)),
             Mode::Spmc => Flavor::Spmc(array::ArrayQueue::new(slots()?)),
             Mode::Mpmc => Flavor::Mpmc(array::ArrayQueue::new(slots()?)),
@@ -267,10 +255,7 @@ pub struct Channel<T> {
 
 impl<T> Clone for Channel<T> {
     fn clone(&self) -> Self {
-        Channel {
-            shared: self.shared.clone(),
-            mode: self.mode,
-        }
+        Channel { shared: self.shared.clone(), mode: self.mode }
     }
 }
 
@@ -300,10 +285,27 @@ impl<T: Send> Channel<T> {
     /// assert!(Channel::<i32>::new(0, Mode::Spsc).is_err());
     /// ```
     pub fn new(capacity: usize, mode: Mode) -> Result<Self, Error> {
-        Ok(Channel {
-            shared: Arc::new(Shared::new(Flavor::new(capacity, mode)?)),
-            mode,
-        })
+        Ok(Channel { shared: Arc::new(Shared::new(Flavor::new(capacity, mode)?)), mode })
+    }
+
+    /// Creates an unbounded MPMC channel: sends never wait and never fail
+    /// except after `close`. [`capacity`](Self::capacity) reports `usize::MAX`.
+    ///
+    /// ```
+    /// use nimsync_core::Channel;
+    /// let ch = Channel::unbounded();
+    /// for i in 0..10_000 {
+    ///     ch.try_send(i).unwrap();
+    /// }
+    /// assert_eq!(ch.len(), 10_000);
+    /// ```
+    pub fn unbounded() -> Self {
+        Channel { shared: Arc::new(Shared::new(Flavor::List(list::List::new()))), mode: Mode::Mpmc }
+    }
+
+    /// Whether this channel is unbounded (see [`unbounded`](Self::unbounded)).
+    pub fn is_unbounded(&self) -> bool {
+        matches!(self.shared.queue, Flavor::List(_))
     }
 
     /// Sends without blocking: [`Error::Full`], [`Error::Closed`] or
@@ -330,20 +332,14 @@ impl<T: Send> Channel<T> {
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         match self.try_send(value) {
-            Err(SendError {
-                error: Error::Full,
-                value,
-            }) => self.send_with(value, &WaitOptions::new()),
+            Err(SendError { error: Error::Full, value }) => self.send_with(value, &WaitOptions::new()),
             done => done,
         }
     }
 
     /// Sends, waiting at most `timeout` ([`Error::Timeout`] hands the value back).
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_with(
-            value,
-            &WaitOptions::new().deadline_opt(Instant::now().checked_add(timeout)),
-        )
+        self.send_with(value, &WaitOptions::new().deadline_opt(Instant::now().checked_add(timeout)))
     }
 
     /// Sends, waiting until `deadline` at the latest.
@@ -368,10 +364,7 @@ impl<T: Send> Channel<T> {
                         s.receivers.notify_one();
                         Some(Ok(()))
                     }
-                    Err(SendError {
-                        error: Error::Full,
-                        value,
-                    }) => {
+                    Err(SendError { error: Error::Full, value }) => {
                         pending = Some(value);
                         None
                     }
@@ -382,10 +375,7 @@ impl<T: Send> Channel<T> {
         );
         match outcome {
             Ok(r) => r,
-            Err(error) => Err(SendError::new(
-                error,
-                pending.take().expect("value kept on failure"),
-            )),
+            Err(error) => Err(SendError::new(error, pending.take().expect("value kept on failure"))),
         }
     }
 
@@ -493,10 +483,7 @@ impl<T> Channel<T> {
 
     /// Threads blocked in `send` and in `recv` right now (for diagnostics).
     pub fn waiting(&self) -> (usize, usize) {
-        (
-            self.shared.senders.waiting(),
-            self.shared.receivers.waiting(),
-        )
+        (self.shared.senders.waiting(), self.shared.receivers.waiting())
     }
 
     /// Number of handles sharing this channel.

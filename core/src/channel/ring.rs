@@ -67,14 +67,8 @@ impl<T> Ring<T> {
         Ring {
             tail: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
-            prod: CachePadded::new(ProducerLocal {
-                head_cache: UnsafeCell::new(0),
-                guard: SideGuard::new(),
-            }),
-            cons: CachePadded::new(ConsumerLocal {
-                tail_cache: UnsafeCell::new(0),
-                guard: SideGuard::new(),
-            }),
+            prod: CachePadded::new(ProducerLocal { head_cache: UnsafeCell::new(0), guard: SideGuard::new() }),
+            cons: CachePadded::new(ConsumerLocal { tail_cache: UnsafeCell::new(0), guard: SideGuard::new() }),
             closed: CachePadded::new(AtomicBool::new(false)),
             buffer,
             mask: capacity - 1,

@@ -76,10 +76,7 @@ pub(crate) struct Entered(());
 
 impl SideGuard {
     pub(crate) fn new() -> Self {
-        SideGuard {
-            owner: AtomicUsize::new(NONE),
-            busy: AtomicBool::new(false),
-        }
+        SideGuard { owner: AtomicUsize::new(NONE), busy: AtomicBool::new(false) }
     }
 
     /// Enters the side, or fails with `Busy(message)` if another thread is
@@ -126,12 +123,7 @@ impl SideGuard {
                 // Afterwards the caller finds the channel closed.
                 CLOSING => backoff.snooze(),
                 // Acquire: as above, on success.
-                _ => match self.owner.compare_exchange(
-                    current,
-                    REVOKING,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
+                _ => match self.owner.compare_exchange(current, REVOKING, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => break current,
                     Err(CLOSING) => backoff.snooze(),
                     Err(_) => return Err(Error::Busy(message)),
@@ -164,10 +156,7 @@ impl SideGuard {
             let current = self.owner.load(Ordering::Acquire);
             if current != REVOKING
                 && current != CLOSING
-                && self
-                    .owner
-                    .compare_exchange(current, CLOSING, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
+                && self.owner.compare_exchange(current, CLOSING, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 barrier::heavy();
                 // Acquire: pairs with the owner's Release in `exit`.
@@ -209,10 +198,7 @@ mod tests {
         guard.exit(entered);
         // Once the owner left, another thread takes over.
         let g = guard.clone();
-        std::thread::spawn(move || g.enter(MSG).map(|e| g.exit(e)))
-            .join()
-            .unwrap()
-            .unwrap();
+        std::thread::spawn(move || g.enter(MSG).map(|e| g.exit(e))).join().unwrap().unwrap();
         // And the old owner can take it back.
         let e = guard.enter(MSG).unwrap();
         guard.exit(e);
@@ -230,9 +216,7 @@ mod tests {
             g.close_exit(e);
         });
         // The closer cannot get in while we are inside.
-        assert!(rx
-            .recv_timeout(std::time::Duration::from_millis(50))
-            .is_err());
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(50)).is_err());
         guard.exit(entered);
         rx.recv().unwrap();
         closer.join().unwrap();

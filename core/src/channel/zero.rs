@@ -63,13 +63,7 @@ pub(crate) struct PendingOffer<T> {
 
 impl<T> Zero<T> {
     pub(crate) fn new() -> Self {
-        Zero {
-            inner: Mutex::new(Inner {
-                offers: VecDeque::new(),
-                wants: VecDeque::new(),
-                closed: false,
-            }),
-        }
+        Zero { inner: Mutex::new(Inner { offers: VecDeque::new(), wants: VecDeque::new(), closed: false }) }
     }
 
     /// Hands `value` to a blocked receiver, if one can be claimed.
@@ -79,11 +73,7 @@ impl<T> Zero<T> {
             // Fill the hand before claiming it: a claimed receiver may read its
             // packet as soon as it sees the selection.
             want.packet.put(value);
-            if want
-                .cx
-                .try_select(Selected::Operation(FIRST_OPERATION))
-                .is_ok()
-            {
+            if want.cx.try_select(Selected::Operation(FIRST_OPERATION)).is_ok() {
                 want.cx.unpark();
                 return Ok(());
             }
@@ -96,15 +86,8 @@ impl<T> Zero<T> {
     /// Takes the value of the oldest sender that can be claimed.
     fn take_from_offer(inner: &mut Inner<T>) -> Option<T> {
         while let Some(offer) = inner.offers.pop_front() {
-            if offer
-                .cx
-                .try_select(Selected::Operation(FIRST_OPERATION))
-                .is_ok()
-            {
-                let value = offer
-                    .packet
-                    .take()
-                    .expect("an offer holds its value until claimed");
+            if offer.cx.try_select(Selected::Operation(FIRST_OPERATION)).is_ok() {
+                let value = offer.packet.take().expect("an offer holds its value until claimed");
                 offer.cx.unpark();
                 return Some(value);
             }
@@ -133,12 +116,7 @@ impl<T> Zero<T> {
     /// Blocking send: waits until a receiver takes the value.
     /// `receivers` is the channel's readiness queue for async and select
     /// receivers, told about the new offer.
-    pub(crate) fn send(
-        &self,
-        value: T,
-        opts: &WaitOptions<'_>,
-        receivers: &WaitQueue,
-    ) -> Result<(), SendError<T>> {
+    pub(crate) fn send(&self, value: T, opts: &WaitOptions<'_>, receivers: &WaitQueue) -> Result<(), SendError<T>> {
         Context::with(|cx| {
             let packet = {
                 // Check for a receiver and leave the offer under one lock, so a
@@ -151,10 +129,7 @@ impl<T> Zero<T> {
                     Ok(()) => return Ok(()),
                     Err(v) => Packet::new(Some(v)),
                 };
-                inner.offers.push_back(Hand {
-                    cx: cx.clone(),
-                    packet: packet.clone(),
-                });
+                inner.offers.push_back(Hand { cx: cx.clone(), packet: packet.clone() });
                 packet
             };
             receivers.notify_one();
@@ -192,10 +167,7 @@ impl<T> Zero<T> {
                 if inner.closed {
                     return Err(Error::Closed);
                 }
-                inner.wants.push_back(Hand {
-                    cx: cx.clone(),
-                    packet: packet.clone(),
-                });
+                inner.wants.push_back(Hand { cx: cx.clone(), packet: packet.clone() });
             }
             senders.notify_one();
             let sel = cx.wait_until(opts);
@@ -245,10 +217,7 @@ impl<T> Zero<T> {
             Err(v) => {
                 let cx = Context::for_task(waker);
                 let packet = Packet::new(Some(v));
-                inner.offers.push_back(Hand {
-                    cx: cx.clone(),
-                    packet: packet.clone(),
-                });
+                inner.offers.push_back(Hand { cx: cx.clone(), packet: packet.clone() });
                 drop(inner);
                 receivers.notify_one();
                 *pending = Some(PendingOffer { cx, packet });
@@ -274,10 +243,7 @@ impl<T> Zero<T> {
                 return false;
             }
             inner.closed = true;
-            (
-                std::mem::take(&mut inner.offers),
-                std::mem::take(&mut inner.wants),
-            )
+            (std::mem::take(&mut inner.offers), std::mem::take(&mut inner.wants))
         };
         for hand in offers.into_iter().chain(wants) {
             if hand.cx.try_select(Selected::Aborted).is_ok() {
