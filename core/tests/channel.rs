@@ -320,12 +320,13 @@ fn every_mode_delivers_exactly_once_with_n_producers_and_m_consumers() {
     const PER_PRODUCER: u64 = 50_000;
     let unbounded = || Channel::unbounded();
     let rendezvous = || Channel::new(0, Mode::Mpmc).unwrap();
-    let cases: Vec<(&str, Mode, Box<dyn Fn() -> Channel<(u64, u64)>>)> = MODES
+    type Make = Box<dyn Fn() -> Channel<(u64, u64)>>;
+    let cases: Vec<(&str, Mode, Make)> = MODES
         .into_iter()
-        .map(|m| (m.name(), m, Box::new(move || Channel::new(16, m).unwrap()) as Box<dyn Fn() -> _>))
+        .map(|m| (m.name(), m, Box::new(move || Channel::new(16, m).unwrap()) as Make))
         .chain([
-            ("unbounded", Mode::Mpmc, Box::new(unbounded) as Box<dyn Fn() -> _>),
-            ("rendezvous", Mode::Mpmc, Box::new(rendezvous) as Box<dyn Fn() -> _>),
+            ("unbounded", Mode::Mpmc, Box::new(unbounded) as Make),
+            ("rendezvous", Mode::Mpmc, Box::new(rendezvous) as Make),
         ])
         .collect();
     for (mode, kind, make) in cases {
