@@ -32,6 +32,7 @@ pub mod channel;
 mod error;
 mod loop_waker;
 mod park;
+mod select;
 pub mod spsc;
 mod sync;
 mod waiter;
@@ -40,6 +41,7 @@ pub use barrier::uses_membarrier;
 pub use channel::{Channel, Mode, RecvFuture, SendFuture, MAX_CAPACITY};
 pub use error::{Error, SendError};
 pub use loop_waker::LoopWaker;
+pub use select::Select;
 pub use waiter::WaitOptions;
 
 /// The crate version, also reported by `nimsync_version()` and Python's

@@ -277,3 +277,24 @@ fn unbounded_list_two_receivers() {
         assert_eq!(ra.join().unwrap() + rb.join().unwrap(), 3);
     });
 }
+
+/// Select registers one context in two queues; two senders each wake it for
+/// their own channel; both values arrive, none twice.
+#[test]
+fn select_over_two_channels() {
+    model(|| {
+        let a = Channel::new(1, Mode::Mpsc).unwrap();
+        let b = Channel::new(1, Mode::Mpsc).unwrap();
+        let (ta, tb) = (a.clone(), b.clone());
+        let sa = thread::spawn(move || ta.send(1).unwrap());
+        let sb = thread::spawn(move || tb.send(2).unwrap());
+        let selector = thread::spawn(move || {
+            let one = nimsync_core::Select::new().recv(&a, |r| r.unwrap()).recv(&b, |r| r.unwrap()).wait();
+            let two = nimsync_core::Select::new().recv(&a, |r| r.unwrap()).recv(&b, |r| r.unwrap()).wait();
+            one + two
+        });
+        sa.join().unwrap();
+        sb.join().unwrap();
+        assert_eq!(selector.join().unwrap(), 3);
+    });
+}

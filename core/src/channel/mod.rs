@@ -428,6 +428,22 @@ impl<T: Send> Channel<T> {
 }
 
 impl<T> Channel<T> {
+    pub(crate) fn receivers_queue(&self) -> &WaitQueue {
+        &self.shared.receivers
+    }
+
+    pub(crate) fn senders_queue(&self) -> &WaitQueue {
+        &self.shared.senders
+    }
+
+    pub(crate) fn recv_ready(&self) -> bool {
+        self.shared.queue.recv_ready()
+    }
+
+    pub(crate) fn send_ready(&self) -> bool {
+        self.shared.queue.send_ready()
+    }
+
     /// Closes the channel: later sends fail with [`Error::Closed`], blocked
     /// senders and receivers wake, receivers drain what is left and then get
     /// `Closed`. Returns false if it was already closed.
