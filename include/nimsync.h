@@ -12,6 +12,9 @@
 // `nimsync_abi_version()` at load time and refuses a mismatch.
 #define NIMSYNC_ABI_VERSION 1
 
+// Pass as a `timeout_ns` to wait without limit.
+#define NIMSYNC_WAIT_FOREVER UINT64_MAX
+
 // The result of every nimsync function that can fail.
 //
 // `NIMSYNC_STATUS_OK` (0) means success. Any other value names what went
@@ -45,6 +48,12 @@ typedef enum {
   // An internal error (a Rust panic) was caught at the boundary. The
   // library stays usable; please report it.
   NIMSYNC_STATUS_PANIC = 11,
+  // An async operation cannot complete yet; its loop waker will report its
+  // token when it may (see `nimsync_channel_poll_recv`).
+  NIMSYNC_STATUS_PENDING = 12,
+  // An operating-system call failed (for example creating the loop
+  // waker's file descriptor); the message has the system's reason.
+  NIMSYNC_STATUS_SYSTEM = 13,
 } nimsync_status;
 
 // Channel modes for `nimsync_channel_new`: how many threads may use each
@@ -72,6 +81,29 @@ typedef uint32_t nimsync_channel_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a `nimsync_select_case` does.
+enum nimsync_select_op
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Receive an item from the channel.
+  NIMSYNC_SELECT_OP_RECV = 0,
+  // Send `item` to the channel.
+  NIMSYNC_SELECT_OP_SEND = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nimsync_select_op nimsync_select_op;
+#else
+typedef uint32_t nimsync_select_op;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// One pending async receive or send, identified to its loop by a token.
+// Use an operation from one thread at a time.
+typedef struct nimsync_async_op nimsync_async_op;
+
 // A channel of `uintptr_t` items (integers, or pointers the caller owns).
 //
 // Create with `nimsync_channel_new`, share between threads freely (every
@@ -81,11 +113,25 @@ typedef uint32_t nimsync_channel_mode;
 // `nimsync_channel_free`.
 typedef struct nimsync_channel nimsync_channel;
 
+// A readiness file descriptor for one event loop, plus the tokens of the
+// operations woken since the last drain. Thread-safe.
+typedef struct nimsync_loop_waker nimsync_loop_waker;
+
 // Called with each item still inside a channel when its last handle is
 // freed, and with `drop_ctx` as given to `nimsync_channel_new`. It runs on
 // the thread that frees the last handle and must not call back into the
 // channel being freed.
 typedef void (*nimsync_drop_fn)(uintptr_t item, void *ctx);
+
+// One operation of a `nimsync_select` call.
+typedef struct {
+  // The channel (a live handle).
+  const nimsync_channel *channel;
+  // A `nimsync_select_op` value.
+  uint32_t op;
+  // For send cases, the item to send; ignored for receive cases.
+  uintptr_t item;
+} nimsync_select_case;
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,16 +144,75 @@ const char *nimsync_version(void);
 // the header it was built with).
 uint32_t nimsync_abi_version(void);
 
+// Creates a loop waker and stores it in `*out_waker`. Returns
+// `NIMSYNC_STATUS_SYSTEM` if the descriptor cannot be created.
+nimsync_status nimsync_loop_waker_new(nimsync_loop_waker **out_waker);
+
+// Stores in `*out_fd` the descriptor to watch for readability. It belongs
+// to the waker: do not close it.
+nimsync_status nimsync_loop_waker_fd(const nimsync_loop_waker *waker, int32_t *out_fd);
+
+// Clears the descriptor and writes up to `capacity` tokens of woken
+// operations into `tokens`, their number into `*out_count`. Tokens that do
+// not fit are kept for the next call, and the descriptor stays readable.
+nimsync_status nimsync_loop_waker_drain(const nimsync_loop_waker *waker,
+                                        uint64_t *tokens,
+                                        size_t capacity,
+                                        size_t *out_count);
+
+// Frees a loop waker. Operations made with it stay valid but are never
+// reported again; free them too. NULL is ignored.
+void nimsync_loop_waker_free(nimsync_loop_waker *waker);
+
+// Creates an operation reported to `waker` under `token` and stores it in
+// `*out_op`. One operation serves one receive or one send at a time; after
+// it completes it can be polled for the next one.
+nimsync_status nimsync_async_op_new(const nimsync_loop_waker *waker,
+                                    uint64_t token,
+                                    nimsync_async_op **out_op);
+
+// Cancels a pending operation and reports what became of a send's item:
+// `*out_unsent` (may be NULL) is set to true when the item was not sent and
+// still belongs to the caller, false when it was sent (or the operation was
+// a receive, or idle). A cancelled receive never loses an item: a wake-up it
+// had received passes to another waiter. The operation can be reused.
+nimsync_status nimsync_async_op_cancel(const nimsync_async_op *op, bool *out_unsent);
+
+// Frees an operation, cancelling it first (see `nimsync_async_op_cancel`:
+// a pending send's item is then not sent). NULL is ignored.
+void nimsync_async_op_free(nimsync_async_op *op);
+
+// Polls an async receive on `channel` with `op`: `NIMSYNC_STATUS_OK` with
+// the item in `*out_item`, `NIMSYNC_STATUS_PENDING` (poll again when the
+// op's token is drained from its loop waker), or `NIMSYNC_STATUS_CLOSED`
+// once the channel is closed and drained. While pending, keep polling with
+// the same channel.
+nimsync_status nimsync_channel_poll_recv(const nimsync_channel *channel,
+                                         const nimsync_async_op *op,
+                                         uintptr_t *out_item);
+
+// Polls an async send of `item` on `channel` with `op`: `NIMSYNC_STATUS_OK`
+// once sent, `NIMSYNC_STATUS_PENDING` (poll again, with the same item, when
+// the op's token is drained), or `NIMSYNC_STATUS_CLOSED` (the item stays
+// with the caller). While pending the item is not sent yet; cancelling
+// reports whether it was.
+nimsync_status nimsync_channel_poll_send(const nimsync_channel *channel,
+                                         const nimsync_async_op *op,
+                                         uintptr_t item);
+
 // Creates a channel holding at least `capacity` items (rounded up to a power
 // of two) in the given `mode` (a `nimsync_channel_mode` value), and stores
-// the handle in `*out`.
+// the handle in `*out`. A capacity of 0 with `NIMSYNC_CHANNEL_MODE_MPMC`
+// makes a rendezvous channel: a send completes when a receiver takes the
+// item.
 //
 // `drop_fn` (may be NULL) receives the items still inside when the last
 // handle is freed, together with `drop_ctx`.
 //
 // Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out` is NULL;
-// `NIMSYNC_STATUS_INVALID_ARGUMENT` for a capacity of 0, above 2^30, or a
-// negative number converted to `size_t`, or an unknown mode;
+// `NIMSYNC_STATUS_INVALID_ARGUMENT` for a capacity of 0 in a mode other
+// than MPMC, above 2^30, or a negative number converted to `size_t`, or an
+// unknown mode;
 // `NIMSYNC_STATUS_OUT_OF_MEMORY` if the slots cannot be allocated.
 // `*out` is left untouched on failure.
 //
@@ -121,6 +226,13 @@ nimsync_status nimsync_channel_new(size_t capacity,
                                    nimsync_drop_fn drop_fn,
                                    void *drop_ctx,
                                    nimsync_channel **out_channel);
+
+// Creates an unbounded MPMC channel (a linked list of blocks): sends never
+// wait and fail only after close; `nimsync_channel_capacity` reports
+// `SIZE_MAX`. `drop_fn`/`drop_ctx` as for `nimsync_channel_new`.
+nimsync_status nimsync_channel_new_unbounded(nimsync_drop_fn drop_fn,
+                                             void *drop_ctx,
+                                             nimsync_channel **out_channel);
 
 // Takes another reference to `channel` and stores it in `*out_channel`. Each
 // reference is released with its own `nimsync_channel_free`; the channel (and
@@ -142,7 +254,8 @@ nimsync_status nimsync_channel_try_send(const nimsync_channel *channel, uintptr_
 // with the caller).
 nimsync_status nimsync_channel_send(const nimsync_channel *channel, uintptr_t item);
 
-// Sends `item`, blocking at most `timeout_ns` nanoseconds. Returns
+// Sends `item`, blocking at most `timeout_ns` nanoseconds
+// (`NIMSYNC_WAIT_FOREVER` waits without limit). Returns
 // `NIMSYNC_STATUS_TIMEOUT` when the time runs out (the item stays with the
 // caller); a timeout of 0 behaves like `nimsync_channel_try_send` but
 // reports `TIMEOUT` instead of `FULL`.
@@ -160,7 +273,8 @@ nimsync_status nimsync_channel_try_recv(const nimsync_channel *channel, uintptr_
 nimsync_status nimsync_channel_recv(const nimsync_channel *channel, uintptr_t *out_item);
 
 // Receives an item into `*out_item`, blocking at most `timeout_ns`
-// nanoseconds; returns `NIMSYNC_STATUS_TIMEOUT` when the time runs out.
+// nanoseconds (`NIMSYNC_WAIT_FOREVER` waits without limit); returns
+// `NIMSYNC_STATUS_TIMEOUT` when the time runs out.
 nimsync_status nimsync_channel_recv_timeout(const nimsync_channel *channel,
                                             uintptr_t *out_item,
                                             uint64_t timeout_ns);
@@ -174,7 +288,8 @@ nimsync_status nimsync_channel_close(const nimsync_channel *channel);
 nimsync_status nimsync_channel_len(const nimsync_channel *channel, size_t *out_len);
 
 // Stores in `*out_capacity` the number of slots (the requested capacity
-// rounded up to a power of two).
+// rounded up to a power of two; 0 for a rendezvous channel, `SIZE_MAX` for
+// an unbounded one).
 nimsync_status nimsync_channel_capacity(const nimsync_channel *channel, size_t *out_capacity);
 
 // Stores in `*out_empty` whether the channel holds no item right now.
@@ -188,6 +303,38 @@ nimsync_status nimsync_channel_is_closed(const nimsync_channel *channel, bool *o
 
 // Stores in `*out_mode` the channel's `nimsync_channel_mode`.
 nimsync_status nimsync_channel_get_mode(const nimsync_channel *channel, uint32_t *out_mode);
+
+// Completes exactly one of `n_cases` operations, waiting at most
+// `timeout_ns` nanoseconds (0: do not wait — the "default" case;
+// `NIMSYNC_WAIT_FOREVER`: no limit). Cases are tried from a random start so
+// that none starves.
+//
+// On return `*out_index` names the chosen case and the status is that
+// operation's: `NIMSYNC_STATUS_OK` (for a receive, the item is in
+// `*out_item`), `NIMSYNC_STATUS_CLOSED` (a receive on a closed, drained
+// channel, or a send on a closed channel — its item stays with the caller),
+// or `NIMSYNC_STATUS_BUSY`. With no case chosen the status is
+// `NIMSYNC_STATUS_EMPTY` (timeout 0 and nothing ready) or
+// `NIMSYNC_STATUS_TIMEOUT`, and `*out_index` is left alone. Items of send
+// cases that were not chosen stay with the caller.
+//
+// `NIMSYNC_STATUS_NULL_ARGUMENT` if `cases` (with `n_cases > 0`), a case's
+// channel, `out_index` or `out_item` is NULL; `NIMSYNC_STATUS_INVALID_ARGUMENT`
+// for an unknown `op`, or no case and no timeout.
+//
+// ```c
+// nimsync_select_case cases[2] = {
+//     {numbers, NIMSYNC_SELECT_OP_RECV, 0},
+//     {results, NIMSYNC_SELECT_OP_SEND, 42},
+// };
+// size_t which; uintptr_t item;
+// nimsync_status s = nimsync_select(cases, 2, NIMSYNC_WAIT_FOREVER, &which, &item);
+// ```
+nimsync_status nimsync_select(const nimsync_select_case *cases,
+                              uintptr_t n_cases,
+                              uint64_t timeout_ns,
+                              uintptr_t *out_index,
+                              uintptr_t *out_item);
 
 // Returns the name of a status code (`"NIMSYNC_STATUS_FULL"`), or
 // `"NIMSYNC_STATUS_UNKNOWN"` for a value that is not one. The string is

@@ -1,10 +1,22 @@
 //! `nimsync_channel_*`: bounded channels of `uintptr_t` items.
 
 use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
-use nimsync_core::{Channel, Mode};
+use nimsync_core::{Channel, Mode, WaitOptions};
 use std::ffi::c_void;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Pass as a `timeout_ns` to wait without limit.
+pub const NIMSYNC_WAIT_FOREVER: u64 = u64::MAX;
+
+/// The wait of a `timeout_ns` argument.
+pub(crate) fn wait_options(timeout_ns: u64) -> WaitOptions<'static> {
+    let deadline = match timeout_ns {
+        NIMSYNC_WAIT_FOREVER => None,
+        ns => Instant::now().checked_add(Duration::from_nanos(ns)),
+    };
+    WaitOptions::new().deadline_opt(deadline)
+}
 
 /// Channel modes for `nimsync_channel_new`: how many threads may use each
 /// side at the same moment.
@@ -50,7 +62,7 @@ unsafe impl Sync for DropHook {}
 /// `nimsync_channel_free`.
 #[allow(non_camel_case_types)]
 pub struct nimsync_channel {
-    channel: Channel<usize>,
+    pub(crate) channel: Channel<usize>,
     on_drop: Option<DropHook>,
 }
 
@@ -88,14 +100,17 @@ fn mode_to(mode: Mode) -> u32 {
 
 /// Creates a channel holding at least `capacity` items (rounded up to a power
 /// of two) in the given `mode` (a `nimsync_channel_mode` value), and stores
-/// the handle in `*out`.
+/// the handle in `*out`. A capacity of 0 with `NIMSYNC_CHANNEL_MODE_MPMC`
+/// makes a rendezvous channel: a send completes when a receiver takes the
+/// item.
 ///
 /// `drop_fn` (may be NULL) receives the items still inside when the last
 /// handle is freed, together with `drop_ctx`.
 ///
 /// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out` is NULL;
-/// `NIMSYNC_STATUS_INVALID_ARGUMENT` for a capacity of 0, above 2^30, or a
-/// negative number converted to `size_t`, or an unknown mode;
+/// `NIMSYNC_STATUS_INVALID_ARGUMENT` for a capacity of 0 in a mode other
+/// than MPMC, above 2^30, or a negative number converted to `size_t`, or an
+/// unknown mode;
 /// `NIMSYNC_STATUS_OUT_OF_MEMORY` if the slots cannot be allocated.
 /// `*out` is left untouched on failure.
 ///
@@ -118,6 +133,24 @@ pub extern "C" fn nimsync_channel_new(
         let channel = Channel::new(capacity, mode)?;
         let on_drop = drop_fn.map(|callback| DropHook { callback, ctx: drop_ctx });
         let handle = Arc::new(nimsync_channel { channel, on_drop });
+        *out_channel = Arc::into_raw(handle).cast_mut();
+        Ok(())
+    })
+}
+
+/// Creates an unbounded MPMC channel (a linked list of blocks): sends never
+/// wait and fail only after close; `nimsync_channel_capacity` reports
+/// `SIZE_MAX`. `drop_fn`/`drop_ctx` as for `nimsync_channel_new`.
+#[no_mangle]
+pub extern "C" fn nimsync_channel_new_unbounded(
+    drop_fn: nimsync_drop_fn,
+    drop_ctx: *mut c_void,
+    out_channel: *mut *mut nimsync_channel,
+) -> nimsync_status {
+    guard(|| {
+        let out_channel = out(out_channel, "out_channel")?;
+        let on_drop = drop_fn.map(|callback| DropHook { callback, ctx: drop_ctx });
+        let handle = Arc::new(nimsync_channel { channel: Channel::unbounded(), on_drop });
         *out_channel = Arc::into_raw(handle).cast_mut();
         Ok(())
     })
@@ -173,7 +206,8 @@ pub extern "C" fn nimsync_channel_send(channel: *const nimsync_channel, item: us
     guard(|| arg(channel, "channel")?.channel.send(item).map_err(|e| e.error.into()))
 }
 
-/// Sends `item`, blocking at most `timeout_ns` nanoseconds. Returns
+/// Sends `item`, blocking at most `timeout_ns` nanoseconds
+/// (`NIMSYNC_WAIT_FOREVER` waits without limit). Returns
 /// `NIMSYNC_STATUS_TIMEOUT` when the time runs out (the item stays with the
 /// caller); a timeout of 0 behaves like `nimsync_channel_try_send` but
 /// reports `TIMEOUT` instead of `FULL`.
@@ -185,7 +219,7 @@ pub extern "C" fn nimsync_channel_send_timeout(
 ) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
-        ch.channel.send_timeout(item, Duration::from_nanos(timeout_ns)).map_err(|e| e.error.into())
+        ch.channel.send_with(item, &wait_options(timeout_ns)).map_err(|e| e.error.into())
     })
 }
 
@@ -215,7 +249,8 @@ pub extern "C" fn nimsync_channel_recv(channel: *const nimsync_channel, out_item
 }
 
 /// Receives an item into `*out_item`, blocking at most `timeout_ns`
-/// nanoseconds; returns `NIMSYNC_STATUS_TIMEOUT` when the time runs out.
+/// nanoseconds (`NIMSYNC_WAIT_FOREVER` waits without limit); returns
+/// `NIMSYNC_STATUS_TIMEOUT` when the time runs out.
 #[no_mangle]
 pub extern "C" fn nimsync_channel_recv_timeout(
     channel: *const nimsync_channel,
@@ -225,7 +260,7 @@ pub extern "C" fn nimsync_channel_recv_timeout(
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;
-        *out_item = ch.channel.recv_timeout(Duration::from_nanos(timeout_ns))?;
+        *out_item = ch.channel.recv_with(&wait_options(timeout_ns))?;
         Ok(())
     })
 }
@@ -252,7 +287,8 @@ pub extern "C" fn nimsync_channel_len(channel: *const nimsync_channel, out_len: 
 }
 
 /// Stores in `*out_capacity` the number of slots (the requested capacity
-/// rounded up to a power of two).
+/// rounded up to a power of two; 0 for a rendezvous channel, `SIZE_MAX` for
+/// an unbounded one).
 #[no_mangle]
 pub extern "C" fn nimsync_channel_capacity(
     channel: *const nimsync_channel,

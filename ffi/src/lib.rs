@@ -15,7 +15,9 @@
 // `status::out`, which reject NULL, and documents its contract.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod async_op;
 pub mod channel;
+pub mod select;
 pub mod status;
 
 use std::ffi::{c_char, CStr};

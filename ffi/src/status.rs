@@ -42,6 +42,12 @@ pub enum nimsync_status {
     /// An internal error (a Rust panic) was caught at the boundary. The
     /// library stays usable; please report it.
     Panic = 11,
+    /// An async operation cannot complete yet; its loop waker will report its
+    /// token when it may (see `nimsync_channel_poll_recv`).
+    Pending = 12,
+    /// An operating-system call failed (for example creating the loop
+    /// waker's file descriptor); the message has the system's reason.
+    System = 13,
 }
 
 /// A failure on its way out to C: a status and its message.
@@ -58,6 +64,11 @@ enum Message {
 impl Fail {
     pub(crate) fn new(status: nimsync_status, message: String) -> Self {
         Fail { status, message: Message::Owned(message) }
+    }
+
+    /// The expected outcome of polling an operation that must wait.
+    pub(crate) fn pending() -> Self {
+        Fail { status: nimsync_status::Pending, message: Message::Static(c"operation pending") }
     }
 
     pub(crate) fn null(name: &str) -> Self {
@@ -169,6 +180,8 @@ pub extern "C" fn nimsync_status_str(status: c_int) -> *const c_char {
         9 => c"NIMSYNC_STATUS_BUSY",
         10 => c"NIMSYNC_STATUS_OUT_OF_MEMORY",
         11 => c"NIMSYNC_STATUS_PANIC",
+        12 => c"NIMSYNC_STATUS_PENDING",
+        13 => c"NIMSYNC_STATUS_SYSTEM",
         _ => c"NIMSYNC_STATUS_UNKNOWN",
     };
     name.as_ptr()

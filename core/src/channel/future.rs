@@ -132,12 +132,28 @@ impl<T> Drop for RecvFuture<T> {
     }
 }
 
+impl<T> SendFuture<T> {
+    /// Abandons the send and returns the value if it was not sent, or `None`
+    /// if it was (a completed future, or a rendezvous receiver that took the
+    /// value just before the cancellation).
+    pub fn cancel(mut self) -> Option<T> {
+        self.withdraw()
+    }
+
+    fn withdraw(&mut self) -> Option<T> {
+        let from_offer = match &self.channel.shared.queue {
+            Flavor::Zero(z) => z.cancel_offer(&mut self.offer),
+            _ => None,
+        };
+        self.wait.cancel(&self.channel.shared.senders);
+        from_offer.or_else(|| self.value.take())
+    }
+}
+
 impl<T> Drop for SendFuture<T> {
     fn drop(&mut self) {
-        if let Flavor::Zero(z) = &self.channel.shared.queue {
-            z.cancel_offer(&mut self.offer);
-        }
-        self.wait.cancel(&self.channel.shared.senders);
+        // The unsent value, if any, is dropped with the future.
+        drop(self.withdraw());
     }
 }
 

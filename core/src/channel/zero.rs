@@ -226,13 +226,19 @@ impl<T> Zero<T> {
         }
     }
 
-    /// Withdraws a pending async offer (its future was dropped). If a
-    /// receiver already took the value, the send simply happened.
-    pub(crate) fn cancel_offer(&self, pending: &mut Option<PendingOffer<T>>) {
-        if let Some(offer) = pending.take() {
-            if offer.cx.try_select(Selected::Aborted).is_ok() {
+    /// Withdraws a pending async offer (its future was cancelled) and returns
+    /// the value, or `None` if a receiver already took it — then the send
+    /// simply happened.
+    pub(crate) fn cancel_offer(&self, pending: &mut Option<PendingOffer<T>>) -> Option<T> {
+        let offer = pending.take()?;
+        match offer.cx.try_select(Selected::Aborted) {
+            Ok(()) => {
                 lock(&self.inner).offers.retain(|h| !h.cx.same(&offer.cx));
+                offer.packet.take()
             }
+            Err(Selected::Operation(_)) => None,
+            // Withdrawn by a close: the value is still in the packet.
+            Err(_) => offer.packet.take(),
         }
     }
 
