@@ -35,6 +35,7 @@ mod park;
 mod select;
 pub mod spsc;
 mod sync;
+mod wait_group;
 mod waiter;
 
 pub use barrier::uses_membarrier;
@@ -42,6 +43,7 @@ pub use channel::{Channel, Mode, RecvFuture, SendFuture, MAX_CAPACITY};
 pub use error::{Error, SendError};
 pub use loop_waker::LoopWaker;
 pub use select::Select;
+pub use wait_group::{WaitGroup, WaitGroupFuture};
 pub use waiter::WaitOptions;
 
 /// The crate version, also reported by `nimsync_version()` and Python's

@@ -222,3 +222,26 @@ fn cancelled_tokio_receives_lose_no_item() {
     all.sort_unstable();
     assert_eq!(all, (0..N).collect::<Vec<_>>());
 }
+
+#[test]
+fn wait_group_wakes_threads_and_tasks_at_zero() {
+    use nimsync_core::WaitGroup;
+    let wg = WaitGroup::new();
+    assert!(matches!(wg.done(), Err(Error::InvalidArgument { .. })));
+    wg.add(2);
+    let (count, waker) = counting();
+    let mut fut = wg.wait_async();
+    assert!(poll(&mut fut, &waker).is_pending());
+    let w2 = wg.clone();
+    let blocked = thread::spawn(move || w2.wait());
+    wg.done().unwrap();
+    assert_eq!(count.0.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        wg.wait_with(&nimsync_core::WaitOptions::new().deadline(std::time::Instant::now())),
+        Err(Error::Timeout)
+    );
+    wg.done().unwrap();
+    blocked.join().unwrap();
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert!(poll(&mut fut, &waker).is_ready());
+}
