@@ -93,14 +93,19 @@ impl Mode {
     /// ```
     /// use nimsync_core::Mode;
     /// assert_eq!("MPSC".parse::<Mode>().unwrap(), Mode::Mpsc);
+    /// for mode in Mode::ALL {
+    ///     assert_eq!(Mode::from_name(mode.name()), Ok(mode));
+    /// }
     /// assert!("fifo".parse::<Mode>().is_err());
     /// ```
     pub fn from_name(name: &str) -> Result<Self, Error> {
-        match name.to_ascii_lowercase().as_str() {
-            "spsc" => Ok(Mode::Spsc),
-            "mpsc" => Ok(Mode::Mpsc),
-            _ => Err(Error::invalid("mode", format!("unknown channel mode {name:?}; expected \"spsc\" or \"mpsc\""))),
-        }
+        let lower = name.to_ascii_lowercase();
+        Mode::ALL.into_iter().find(|m| m.name() == lower).ok_or_else(|| {
+            Error::invalid(
+                "mode",
+                format!("unknown channel mode {name:?}; expected \"spsc\", \"mpsc\", \"spmc\" or \"mpmc\""),
+            )
+        })
     }
 }
 

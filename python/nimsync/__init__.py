@@ -1,0 +1,84 @@
+"""nimsync: lock-free channels that block without polling.
+
+One runtime (written in Rust) serves C, Python and Nim. In Python:
+
+- :class:`Channel` carries any object between threads; its blocking methods release the
+  GIL and can be interrupted with Ctrl-C. It is ``queue.Queue``-compatible.
+- ``channel.aio`` is its asyncio face: the same operations, awaitable, usable from any
+  event loop at the same time as threads use the blocking ones; it is
+  ``asyncio.Queue``-compatible. Every nimsync object that can wait spells its asyncio face
+  this way.
+- :func:`select` completes one of several channel operations.
+
+Errors derive from :class:`NimsyncError`; a failed send hands its item back as the
+exception's ``value``.
+
+>>> import nimsync
+>>> ch = nimsync.Channel(4)
+>>> ch.send("hello")
+>>> ch.recv()
+'hello'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Optional, TypeVar
+
+from . import _native
+from ._aio import AsyncChannel
+from ._errors import (
+    Cancelled,
+    ChannelBusy,
+    ChannelClosed,
+    ChannelEmpty,
+    ChannelFull,
+    NimsyncError,
+    Timeout,
+)
+from ._native import select
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "Channel",
+    "AsyncChannel",
+    "select",
+    "NimsyncError",
+    "ChannelClosed",
+    "ChannelFull",
+    "ChannelEmpty",
+    "Timeout",
+    "Cancelled",
+    "ChannelBusy",
+    "__version__",
+]
+
+T = TypeVar("T")
+
+
+class Channel(_native.Channel, Generic[T]):
+    """A channel of Python objects between threads and coroutines.
+
+    ``Channel(capacity, mode="mpmc")``: ``capacity`` is rounded up to a power of two;
+    ``0`` (mode ``"mpmc"``) is a rendezvous channel where a send waits for a receiver;
+    ``None`` is unbounded. ``mode`` says how many threads may send and receive at the same
+    moment: ``"spsc"``, ``"mpsc"``, ``"spmc"`` or ``"mpmc"``; a single-thread side used by
+    two threads at once raises :class:`ChannelBusy`.
+
+    Blocking: ``send``/``recv`` (with ``timeout=``), ``try_send``/``try_recv``,
+    ``for item in channel`` (ends at close), ``with Channel(...) as ch`` (closes at the
+    end). ``queue.Queue``: ``put``, ``get``, ``put_nowait``, ``get_nowait``, ``qsize``,
+    ``empty``, ``full``, ``maxsize``, ``task_done``, ``join``. Async: :attr:`aio`.
+    """
+
+    __slots__ = ("_aio",)
+
+    @property
+    def aio(self) -> AsyncChannel[T]:
+        """The asyncio face of this channel (see :class:`AsyncChannel`)."""
+        try:
+            return self._aio
+        except AttributeError:
+            face: AsyncChannel[T] = AsyncChannel(self)
+            self._aio = face
+            return face

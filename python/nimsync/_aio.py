@@ -1,0 +1,204 @@
+"""The asyncio face of nimsync objects.
+
+Every nimsync object that can wait has an ``aio`` attribute: the same operations,
+awaitable, usable from coroutines while threads use the blocking methods of the same
+object (the model of ``janus``). ``Channel.aio`` is also ``asyncio.Queue``-compatible, so
+``q = asyncio.Queue(100)`` becomes ``q = nimsync.Channel(100).aio``.
+
+Waiting does not poll. Each event loop gets one native ``LoopWaker`` whose file descriptor
+is registered with ``loop.add_reader``; a pending operation registers in the channel's
+wait queue, and the thread (or coroutine, or C or Nim code) that makes it possible marks
+its token and makes the descriptor readable. The descriptor is written only when an
+awaiting operation exists. Cancelling an awaiting task leaves the channel consistent and
+loses no item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import weakref
+from typing import Any, Callable, Dict, Generic, TypeVar
+
+from . import _native
+from ._errors import ChannelClosed
+
+__all__ = ["AsyncChannel"]
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+class _LoopBridge:
+    """One event loop's readiness descriptor and the coroutines waiting on it."""
+
+    __slots__ = ("loop", "waker", "waiters", "tokens", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waker = _native.LoopWaker()
+        self.waiters: Dict[int, asyncio.Future[None]] = {}
+        self.tokens = itertools.count(1)
+        loop.add_reader(self.waker.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        for token in self.waker.drain():
+            fut = self.waiters.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.waker.fileno())
+
+
+_bridges: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge]" = weakref.WeakKeyDictionary()
+
+
+def _bridge() -> _LoopBridge:
+    loop = asyncio.get_running_loop()
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _LoopBridge(loop)
+    return bridge
+
+
+async def _drive(make_op: Callable[[Any, int], Any], finish: Callable[[Any], Any]) -> Any:
+    """Polls a native operation until it completes, sleeping on the loop in between.
+
+    ``make_op(waker, token)`` creates the operation, ``finish(poll_result)`` returns the
+    outcome or ``_MISSING`` while pending.
+    """
+    bridge = _bridge()
+    token = next(bridge.tokens)
+    op = make_op(bridge.waker, token)
+    try:
+        while True:
+            outcome = finish(op.poll())
+            if outcome is not _MISSING:
+                return outcome
+            # No await between the poll and this registration: the reader callback
+            # runs on this same loop, so it cannot miss the token.
+            fut = bridge.loop.create_future()
+            bridge.waiters[token] = fut
+            await fut
+    finally:
+        bridge.waiters.pop(token, None)
+        # A completed operation ignores this; a pending one withdraws, passing any
+        # wake-up it received to another waiter.
+        op.cancel()
+
+
+def _recv_done(result: Any) -> Any:
+    done, value = result
+    return value if done else _MISSING
+
+
+def _send_done(done: bool) -> Any:
+    return None if done else _MISSING
+
+
+def _join_done(done: bool) -> Any:
+    return None if done else _MISSING
+
+
+class AsyncChannel(Generic[T]):
+    """The asyncio face of a :class:`nimsync.Channel` (``channel.aio``).
+
+    ``await send(item)``, ``await recv()`` and ``async for item in channel.aio`` wait
+    without blocking the loop; ``put``/``get``/``put_nowait``/``get_nowait``/``qsize``/
+    ``empty``/``full``/``maxsize``/``task_done``/``join`` follow ``asyncio.Queue``.
+    """
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, channel: Any) -> None:
+        self._ch = channel
+
+    @property
+    def channel(self) -> Any:
+        """The channel this face belongs to (its blocking face)."""
+        return self._ch
+
+    async def send(self, item: T) -> None:
+        """Sends ``item``, waiting while the channel is full.
+
+        Raises :class:`ChannelClosed` (with the item as ``value``). If the awaiting task
+        is cancelled before the item was taken, the item is not sent.
+        """
+        ch = self._ch
+        if ch._try_send_or_full(item):
+            return
+        await _drive(lambda waker, token: ch._send_op(item, waker, token), _send_done)
+
+    async def recv(self) -> T:
+        """Receives an item, waiting while the channel is empty.
+
+        Raises :class:`ChannelClosed` once the channel is closed and drained.
+        """
+        ch = self._ch
+        item = ch._try_recv_or(_MISSING)
+        if item is not _MISSING:
+            return item
+        return await _drive(ch._recv_op, _recv_done)
+
+    def __aiter__(self) -> "AsyncChannel[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.recv()
+        except ChannelClosed:
+            raise StopAsyncIteration from None
+
+    # asyncio.Queue-compatible methods.
+
+    async def put(self, item: T) -> None:
+        """``asyncio.Queue.put``: same as :meth:`send`."""
+        await self.send(item)
+
+    async def get(self) -> T:
+        """``asyncio.Queue.get``: same as :meth:`recv`."""
+        return await self.recv()
+
+    def put_nowait(self, item: T) -> None:
+        """Raises :class:`ChannelFull` (an ``asyncio.QueueFull``) when full."""
+        self._ch.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        """Raises :class:`ChannelEmpty` (an ``asyncio.QueueEmpty``) when empty."""
+        return self._ch.get_nowait()
+
+    def qsize(self) -> int:
+        """Items inside right now."""
+        return self._ch.qsize()
+
+    def empty(self) -> bool:
+        """True when no item is inside."""
+        return self._ch.empty()
+
+    def full(self) -> bool:
+        """True when every slot is taken."""
+        return self._ch.full()
+
+    @property
+    def maxsize(self) -> int:
+        """The capacity, 0 for an unbounded channel."""
+        return self._ch.maxsize
+
+    def task_done(self) -> None:
+        """Marks one received item as processed (``asyncio.Queue.task_done``)."""
+        self._ch.task_done()
+
+    async def join(self) -> None:
+        """Waits until every item sent has been marked with :meth:`task_done`."""
+        ch = self._ch
+        await _drive(ch._join_op, _join_done)
+
+    def close(self) -> bool:
+        """Closes the channel (see :meth:`nimsync.Channel.close`)."""
+        return self._ch.close()
+
+    def __repr__(self) -> str:
+        return f"<aio face of {self._ch!r}>"
