@@ -78,8 +78,12 @@ doc: doc-rust doc-nim
 doc-rust:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+## Nim API docs; any warning fails the build.
 doc-nim:
-	cd nim && nim doc --hints:off --warningAsError:on --project --index:on --outdir:$(ROOT)/build/nimdoc src/nimsync.nim
+	@mkdir -p build
+	cd nim && nim doc --hints:off --project --index:on --outdir:$(ROOT)/build/nimdoc src/nimsync.nim \
+	    > $(ROOT)/build/nimdoc.log 2>&1; status=$$?; cat $(ROOT)/build/nimdoc.log; \
+	    test $$status -eq 0 && ! grep -q "Warning:" $(ROOT)/build/nimdoc.log
 
 bench: deps
 	@echo "benchmarks arrive with the channels issue"
