@@ -123,14 +123,14 @@ run python-build count_check make -s build-python
 run pytest count_pytest "$ROOT/.venv/bin/python" -m pytest "$ROOT/python/tests" -q -p no:cacheprovider
 
 # --- Nim --------------------------------------------------------------------
-nim_tests() {
-    local status=0 t
-    cd "$ROOT/nim" || return 1
+nim_tests() (
+    status=0
+    cd "$ROOT/nim" || exit 1
     for t in tests/test_*.nim; do
         nim c -r --hints:off --mm:orc --threads:on -d:release --outdir:"$ROOT/build/nim" "$t" || status=1
     done
-    return $status
-}
+    exit $status
+)
 run nim-tests count_nim nim_tests
 run nim-doc count_check make -s doc-nim
 

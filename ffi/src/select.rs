@@ -78,17 +78,18 @@ pub extern "C" fn nimsync_select(
             // SAFETY: a non-NULL channel is a live handle (caller contract).
             let handle = unsafe { case.channel.as_ref() }.ok_or_else(|| Fail::null(&format!("cases[{i}].channel")))?;
             let ch = &handle.channel;
-            select =
-                match case.op {
-                    0 => select.recv(ch, move |r| (i, r)),
-                    1 => select.send(ch, case.item, move |r| (i, r.map(|()| 0).map_err(|e| e.error))),
-                    op => return Err(Fail::new(
+            select = match case.op {
+                0 => select.recv(ch, move |r| (i, r)),
+                1 => select.send(ch, case.item, move |r| (i, r.map(|()| 0).map_err(|e| e.error))),
+                op => {
+                    return Err(Fail::new(
                         nimsync_status::InvalidArgument,
                         format!(
                             "invalid argument `cases[{i}].op`: {op} is not a nimsync_select_op (0 = RECV, 1 = SEND)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
         }
         let (index, outcome) = if timeout_ns == 0 {
             select.try_select().ok_or_else(|| Fail::new(nimsync_status::Empty, "no select case was ready".into()))?

@@ -1,10 +1,10 @@
 //! `nimsync._native`: the Python extension module of nimsync.
 //!
-//! Thin wrappers around `nimsync-core`: [`channel::PyChannel`] and the async
+//! Thin wrappers around `nimsync-core`: the `Channel` class and the async
 //! operation objects that `nimsync.Channel` and its asyncio face
 //! (`python/nimsync/_aio.py`) drive, the loop waker whose descriptor asyncio
 //! watches, and `select`. Errors become Python exceptions in one place
-//! ([`errors`]). No algorithm lives here.
+//! (`errors.rs`). No algorithm lives here.
 
 mod aio;
 mod blocking;
