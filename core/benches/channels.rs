@@ -1,0 +1,448 @@
+//! Channel throughput and ping-pong latency: nimsync beside its peers, in one
+//! run, so that the numbers are comparable as ratios on a noisy machine.
+//!
+//! Throughput: `N` u64 messages through a channel of capacity 1024, SPSC
+//! (1→1), MPSC (2→1), MPMC (2→2). Latency: one message bouncing between two
+//! threads over two channels, median and p99 of the round trip. Every case
+//! runs `ROUNDS` times, interleaved with the others; the median counts.
+//!
+//! Prints one JSON object per result on stdout, progress on stderr. Run with
+//! `cargo bench -p nimsync-core --bench channels` (part of `make bench`);
+//! `NIMSYNC_BENCH_MESSAGES` and `NIMSYNC_BENCH_ROUNDS` shrink it for a quick look.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CAPACITY: usize = 1024;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `producers` threads calling `send(i)` for their share of `n`
+/// messages and `consumers` threads calling `recv()` until they got theirs;
+/// returns messages per second.
+fn throughput<S, R>(n: u64, producers: u64, consumers: u64, make: impl Fn() -> (S, R)) -> f64
+where
+    S: FnMut(u64) + Send + 'static,
+    R: FnMut() -> u64 + Send + 'static,
+{
+    let start = Arc::new(Barrier::new((producers + consumers + 1) as usize));
+    let mut handles = Vec::new();
+    let mut sends = Vec::new();
+    let mut recvs = Vec::new();
+    for _ in 0..producers.max(consumers) {
+        let (s, r) = make();
+        sends.push(s);
+        recvs.push(r);
+    }
+    for (p, mut send) in sends.into_iter().take(producers as usize).enumerate() {
+        let start = start.clone();
+        let count = n / producers + if (p as u64) < n % producers { 1 } else { 0 };
+        handles.push(thread::spawn(move || {
+            start.wait();
+            let t0 = Instant::now();
+            for i in 0..count {
+                send(i);
+            }
+            (t0, Instant::now(), 0u64)
+        }));
+    }
+    for (c, mut recv) in recvs.into_iter().take(consumers as usize).enumerate() {
+        let start = start.clone();
+        let count = n / consumers + if (c as u64) < n % consumers { 1 } else { 0 };
+        handles.push(thread::spawn(move || {
+            start.wait();
+            let t0 = Instant::now();
+            let mut sum = 0u64;
+            for _ in 0..count {
+                sum = sum.wrapping_add(recv());
+            }
+            (t0, Instant::now(), sum)
+        }));
+    }
+    start.wait();
+    // Time from the first thread's start to the last thread's end, measured by
+    // the threads themselves: with every core busy, this thread may not run
+    // again until they are done.
+    let spans: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    std::hint::black_box(spans.iter().fold(0u64, |a, s| a.wrapping_add(s.2)));
+    n as f64 / (last - first).as_secs_f64()
+}
+
+/// Round-trip times of one message bouncing between two threads.
+fn ping_pong<A, B>(rounds: usize, make: impl FnOnce() -> (A, B)) -> Vec<Duration>
+where
+    A: FnMut(u64) -> u64,
+    B: FnMut(u64) -> u64 + Send + 'static,
+{
+    let (mut ping, mut pong) = make();
+    let echo = thread::spawn(move || {
+        for _ in 0..rounds {
+            let v = pong(0);
+            std::hint::black_box(v);
+        }
+    });
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds as u64 {
+        let t0 = Instant::now();
+        let v = ping(i);
+        times.push(t0.elapsed());
+        std::hint::black_box(v);
+    }
+    echo.join().unwrap();
+    times
+}
+
+type Pair = (Box<dyn FnMut(u64) + Send>, Box<dyn FnMut() -> u64 + Send>);
+type Maker = Box<dyn Fn() -> Box<dyn Fn() -> Pair>>;
+
+/// A channel implementation under test: a name and, per shape, a factory of
+/// endpoint pairs sharing one channel (None when the shape is not supported).
+struct Impl {
+    name: &'static str,
+    shapes: Vec<(&'static str, Option<Maker>)>,
+}
+
+fn shared<S, R>(make: impl Fn() -> (S, R) + 'static) -> Maker
+where
+    S: FnMut(u64) + Send + Clone + 'static,
+    R: FnMut() -> u64 + Send + Clone + 'static,
+{
+    Box::new(move || {
+        let (s, r) = make();
+        Box::new(move || (Box::new(s.clone()) as Box<dyn FnMut(u64) + Send>, Box::new(r.clone()) as _))
+    })
+}
+
+fn nimsync_unified(mode: nimsync_core::Mode) -> Maker {
+    shared(move || {
+        let ch = nimsync_core::Channel::new(CAPACITY, mode).unwrap();
+        let tx = ch.clone();
+        (move |v| tx.send(v).unwrap(), move || ch.recv().unwrap())
+    })
+}
+
+fn impls() -> Vec<Impl> {
+    use nimsync_core::Mode;
+    let std_mpsc: Maker = Box::new(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
+        let rx = Arc::new(std::sync::Mutex::new(Some(rx)));
+        Box::new(move || {
+            let tx = tx.clone();
+            let rx = rx.clone();
+            let mut mine = None;
+            (
+                Box::new(move |v| tx.send(v).unwrap()) as Box<dyn FnMut(u64) + Send>,
+                Box::new(move || {
+                    if mine.is_none() {
+                        mine = rx.lock().unwrap().take();
+                    }
+                    mine.as_ref().expect("one receiver").recv().unwrap()
+                }) as _,
+            )
+        })
+    });
+    let tokio_mpsc: Maker = Box::new(|| {
+        let rt = Arc::new(tokio::runtime::Builder::new_current_thread().build().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::channel::<u64>(CAPACITY);
+        let rx = Arc::new(std::sync::Mutex::new(Some(rx)));
+        Box::new(move || {
+            let tx = tx.clone();
+            let rx = rx.clone();
+            let (rt1, rt2) = (rt.clone(), rt.clone());
+            let mut mine = None;
+            (
+                // Each endpoint drives its own await on its thread; blocking_*
+                // would hide the async path.
+                Box::new(move |v| {
+                    let _ = &rt1;
+                    futures_block_on(tx.send(v)).unwrap()
+                }) as Box<dyn FnMut(u64) + Send>,
+                Box::new(move || {
+                    let _ = &rt2;
+                    if mine.is_none() {
+                        mine = rx.lock().unwrap().take();
+                    }
+                    futures_block_on(mine.as_mut().expect("one receiver").recv()).unwrap()
+                }) as _,
+            )
+        })
+    });
+    let nimsync_async: Maker = shared(|| {
+        let ch = nimsync_core::Channel::new(CAPACITY, Mode::Mpmc).unwrap();
+        let tx = ch.clone();
+        (move |v| futures_block_on(tx.send_async(v)).unwrap(), move || futures_block_on(ch.recv_async()).unwrap())
+    });
+    let split: Maker = Box::new(|| {
+        let (tx, rx) = nimsync_core::spsc::channel::<u64>(CAPACITY).unwrap();
+        let cell = Arc::new(std::sync::Mutex::new(Some((tx, rx))));
+        Box::new(move || {
+            let (tx, rx) = cell.lock().unwrap().take().expect("one pair");
+            (
+                Box::new(move |v| tx.send(v).unwrap()) as Box<dyn FnMut(u64) + Send>,
+                Box::new(move || rx.recv().unwrap()) as _,
+            )
+        })
+    });
+    let rtrb: Maker = Box::new(|| {
+        let (tx, rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+        let cell = Arc::new(std::sync::Mutex::new(Some((tx, rx))));
+        Box::new(move || {
+            let (mut tx, mut rx) = cell.lock().unwrap().take().expect("one pair");
+            (
+                Box::new(move |v| {
+                    while tx.push(v).is_err() {
+                        std::hint::spin_loop();
+                    }
+                }) as Box<dyn FnMut(u64) + Send>,
+                Box::new(move || loop {
+                    if let Ok(v) = rx.pop() {
+                        return v;
+                    }
+                    std::hint::spin_loop();
+                }) as _,
+            )
+        })
+    });
+    vec![
+        Impl {
+            name: "nimsync",
+            shapes: vec![
+                ("spsc", Some(nimsync_unified(Mode::Spsc))),
+                ("mpsc", Some(nimsync_unified(Mode::Mpsc))),
+                ("mpmc", Some(nimsync_unified(Mode::Mpmc))),
+            ],
+        },
+        Impl { name: "nimsync spsc::channel", shapes: vec![("spsc", Some(split)), ("mpsc", None), ("mpmc", None)] },
+        Impl { name: "nimsync async", shapes: vec![("spsc", None), ("mpsc", None), ("mpmc", Some(nimsync_async))] },
+        Impl {
+            name: "crossbeam-channel",
+            shapes: ["spsc", "mpsc", "mpmc"]
+                .into_iter()
+                .map(|s| {
+                    (
+                        s,
+                        Some(shared(|| {
+                            let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+                            (move |v| tx.send(v).unwrap(), move || rx.recv().unwrap())
+                        })),
+                    )
+                })
+                .collect(),
+        },
+        Impl {
+            name: "flume",
+            shapes: ["spsc", "mpsc", "mpmc"]
+                .into_iter()
+                .map(|s| {
+                    (
+                        s,
+                        Some(shared(|| {
+                            let (tx, rx) = flume::bounded::<u64>(CAPACITY);
+                            (move |v| tx.send(v).unwrap(), move || rx.recv().unwrap())
+                        })),
+                    )
+                })
+                .collect(),
+        },
+        Impl { name: "std::sync::mpsc", shapes: vec![("spsc", Some(std_mpsc)), ("mpsc", None), ("mpmc", None)] },
+        Impl { name: "rtrb (spins)", shapes: vec![("spsc", Some(rtrb)), ("mpsc", None), ("mpmc", None)] },
+        Impl { name: "tokio::sync::mpsc", shapes: vec![("spsc", Some(tokio_mpsc)), ("mpsc", None), ("mpmc", None)] },
+    ]
+}
+
+/// Runs a future to completion on this thread, parking between polls (a
+/// minimal executor, so each endpoint awaits on its own thread).
+fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; accept and ignore it.
+    let n = env_usize("NIMSYNC_BENCH_MESSAGES", 10_000_000) as u64;
+    let rounds = env_usize("NIMSYNC_BENCH_ROUNDS", 3);
+    let ping_rounds = env_usize("NIMSYNC_BENCH_PINGS", 100_000);
+    let cores = thread::available_parallelism().map_or(1, |c| c.get());
+    // Creating a channel settles the barrier strategy reported below.
+    drop(nimsync_core::Channel::<u64>::new(1, nimsync_core::Mode::Spsc));
+    eprintln!(
+        "channels: {n} messages per case, {rounds} rounds, {cores} cores, membarrier={}",
+        nimsync_core::uses_membarrier()
+    );
+    let shapes = [("spsc", 1u64, 1u64), ("mpsc", 2, 1), ("mpmc", 2, 2)];
+    let impls = impls();
+    let mut results: Vec<(String, String, Vec<f64>)> = Vec::new();
+    for round in 0..rounds {
+        for (si, (shape, producers, consumers)) in shapes.iter().enumerate() {
+            for imp in &impls {
+                let Some(make) = &imp.shapes[si].1 else { continue };
+                eprint!("\r  round {}/{rounds}: {shape:<5} {:<24}", round + 1, imp.name);
+                let pairs = make();
+                let mps = throughput(n, *producers, *consumers, pairs);
+                match results.iter_mut().find(|r| r.0 == *shape && r.1 == imp.name) {
+                    Some(r) => r.2.push(mps),
+                    None => results.push((shape.to_string(), imp.name.to_string(), vec![mps])),
+                }
+            }
+        }
+    }
+    eprintln!();
+    for (shape, name, v) in results {
+        let threads = shapes.iter().find(|s| s.0 == shape).map_or(0, |s| s.1 + s.2);
+        println!(
+            "{{\"suite\":\"rust\",\"metric\":\"throughput\",\"case\":\"{shape}\",\"impl\":\"{name}\",\"mps\":{:.3},\"threads\":{threads},\"cores\":{cores},\"oversubscribed\":{}}}",
+            median(v) / 1e6,
+            threads as usize > cores
+        );
+    }
+    // Ping-pong: each impl's endpoint pair, one message in flight.
+    let latency_impls: Vec<(&str, Box<dyn FnOnce() -> Vec<Duration>>)> = vec![
+        (
+            "nimsync",
+            Box::new(move || {
+                let a = nimsync_core::Channel::new(CAPACITY, nimsync_core::Mode::Spsc).unwrap();
+                let b = nimsync_core::Channel::new(CAPACITY, nimsync_core::Mode::Spsc).unwrap();
+                let (a2, b2) = (a.clone(), b.clone());
+                ping_pong(ping_rounds, move || {
+                    (
+                        move |v| {
+                            a.send(v).unwrap();
+                            b.recv().unwrap()
+                        },
+                        move |_| {
+                            let v = a2.recv().unwrap();
+                            b2.send(v).unwrap();
+                            v
+                        },
+                    )
+                })
+            }),
+        ),
+        (
+            "crossbeam-channel",
+            Box::new(move || {
+                let (atx, arx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+                let (btx, brx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+                ping_pong(ping_rounds, move || {
+                    (
+                        move |v| {
+                            atx.send(v).unwrap();
+                            brx.recv().unwrap()
+                        },
+                        move |_| {
+                            let v = arx.recv().unwrap();
+                            btx.send(v).unwrap();
+                            v
+                        },
+                    )
+                })
+            }),
+        ),
+        (
+            "flume",
+            Box::new(move || {
+                let (atx, arx) = flume::bounded::<u64>(CAPACITY);
+                let (btx, brx) = flume::bounded::<u64>(CAPACITY);
+                ping_pong(ping_rounds, move || {
+                    (
+                        move |v| {
+                            atx.send(v).unwrap();
+                            brx.recv().unwrap()
+                        },
+                        move |_| {
+                            let v = arx.recv().unwrap();
+                            btx.send(v).unwrap();
+                            v
+                        },
+                    )
+                })
+            }),
+        ),
+        (
+            "std::sync::mpsc",
+            Box::new(move || {
+                let (atx, arx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
+                let (btx, brx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
+                ping_pong(ping_rounds, move || {
+                    (
+                        move |v| {
+                            atx.send(v).unwrap();
+                            brx.recv().unwrap()
+                        },
+                        move |_| {
+                            let v = arx.recv().unwrap();
+                            btx.send(v).unwrap();
+                            v
+                        },
+                    )
+                })
+            }),
+        ),
+        (
+            "rtrb (spins)",
+            Box::new(move || {
+                let (mut atx, mut arx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+                let (mut btx, mut brx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+                ping_pong(ping_rounds, move || {
+                    (
+                        move |v| {
+                            atx.push(v).unwrap();
+                            loop {
+                                if let Ok(v) = brx.pop() {
+                                    return v;
+                                }
+                                std::hint::spin_loop();
+                            }
+                        },
+                        move |_| {
+                            let v = loop {
+                                if let Ok(v) = arx.pop() {
+                                    break v;
+                                }
+                                std::hint::spin_loop();
+                            };
+                            btx.push(v).unwrap();
+                            v
+                        },
+                    )
+                })
+            }),
+        ),
+    ];
+    for (name, run) in latency_impls {
+        eprint!("\r  ping-pong {name:<24}");
+        let mut t = run();
+        t.sort();
+        let pct = |p: f64| t[((t.len() as f64 * p) as usize).min(t.len() - 1)].as_nanos();
+        println!(
+            "{{\"suite\":\"rust\",\"metric\":\"pingpong\",\"case\":\"pingpong\",\"impl\":\"{name}\",\"median_ns\":{},\"p99_ns\":{},\"cores\":{cores}}}",
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+    eprintln!();
+}
