@@ -320,7 +320,8 @@ fn main() {
         );
     }
     // Ping-pong: each impl's endpoint pair, one message in flight.
-    let latency_impls: Vec<(&str, Box<dyn FnOnce() -> Vec<Duration>>)> = vec![
+    type Run = Box<dyn FnOnce() -> Vec<Duration>>;
+    let latency_impls: Vec<(&str, Run)> = vec![
         (
             "nimsync",
             Box::new(move || {
