@@ -2,7 +2,9 @@
 close, timeouts, iteration, exactly-once delivery, and reference counts."""
 
 import gc
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -105,11 +107,44 @@ def test_close_drains_then_raises_closed_and_hands_values_back():
 def test_timeouts_fire():
     ch = nimsync.Channel(1)
     t0 = time.monotonic()
-    with pytest.raises(Timeout):
+    with pytest.raises(Timeout) as info:
         ch.recv(timeout=0.05)
     assert time.monotonic() - t0 >= 0.045
+    assert info.value.value is None
     with pytest.raises(Timeout):
         ch.recv(timeout=0)
+
+    ch.send("fill")
+    item = object()
+    t0 = time.monotonic()
+    with pytest.raises(Timeout) as info:
+        ch.send(item, timeout=0.05)
+    assert time.monotonic() - t0 >= 0.045
+    assert info.value.value is item
+    # timeout=0 is a single try that raises Timeout (not ChannelFull).
+    with pytest.raises(Timeout) as info:
+        ch.send(item, timeout=0)
+    assert type(info.value) is Timeout and info.value.value is item
+    assert ch.recv(timeout=None) == "fill"
+
+
+def test_failed_sends_leak_no_reference():
+    ch = nimsync.Channel(1, mode="spsc")
+    ch.send(0)
+    item = object()
+    before = sys.getrefcount(item)
+    for _ in range(1000):
+        for send in (ch.try_send, lambda x: ch.send(x, timeout=0), lambda x: ch.send(x, timeout=1e-4)):
+            try:
+                send(item)
+            except (ChannelFull, Timeout) as e:
+                assert e.value is item
+    ch.close()
+    try:
+        ch.send(item)
+    except ChannelClosed as e:
+        assert e.value is item
+    assert sys.getrefcount(item) == before
 
 
 def wait_until(predicate, limit=10.0):
@@ -120,40 +155,76 @@ def wait_until(predicate, limit=10.0):
         time.sleep(0.001)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_close_wakes_blocked_receivers_and_senders(mode):
-    rx = nimsync.Channel(4, mode=mode)
+def run(target):
+    """Runs `target` in a thread; returns the thread and a list that gets the
+    outcome: ("ok", result) or ("raised", exception)."""
     outcome = []
 
-    def receive():
+    def body():
         try:
-            rx.recv()
-        except ChannelClosed:
-            outcome.append("closed")
+            outcome.append(("ok", target()))
+        except BaseException as e:  # noqa: B036 - the test inspects it
+            outcome.append(("raised", e))
 
-    t = threading.Thread(target=receive)
+    t = threading.Thread(target=body)
     t.start()
-    rx.close()
-    t.join(10)
-    assert outcome == ["closed"]
+    return t, outcome
 
-    tx = nimsync.Channel(1, mode=mode)
-    tx.send("first")
+
+@pytest.mark.parametrize("mode", MODES)
+def test_close_wakes_a_blocked_receiver_after_it_drained(mode):
+    ch = nimsync.Channel(4, mode=mode)
+    ch.send("a")
+    ch.send("b")
+    got = []
+
+    def receive_until_closed():
+        while True:
+            got.append(ch.recv())
+
+    t, outcome = run(receive_until_closed)
+    wait_until(lambda: ch._waiting() == (0, 1))  # drained "a" and "b", now parked
+    assert got == ["a", "b"]
+    # An item sent just before close is still received, then ChannelClosed.
+    ch.send("c")
+    assert ch.close() is True
+    t.join(10)
+    assert not t.is_alive()
+    assert got == ["a", "b", "c"]
+    [(how, exc)] = outcome
+    assert how == "raised" and type(exc) is ChannelClosed and str(exc) == "channel is closed"
+    assert ch._waiting() == (0, 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_close_wakes_a_blocked_sender_with_its_item(mode):
+    ch = nimsync.Channel(1, mode=mode)
+    ch.send("first")
     item = object()
-    errors = []
-
-    def send():
-        try:
-            tx.send(item)
-        except ChannelClosed as e:
-            errors.append(e)
-
-    t = threading.Thread(target=send)
-    t.start()
-    tx.close()
+    before = sys.getrefcount(item)
+    t, outcome = run(lambda: ch.send(item))
+    wait_until(lambda: ch._waiting() == (1, 0))
+    ch.close()
     t.join(10)
-    assert len(errors) == 1 and errors[0].value is item
-    assert tx.recv() == "first"
+    assert not t.is_alive()
+    [(how, exc)] = outcome
+    assert how == "raised" and type(exc) is ChannelClosed and exc.value is item
+    del exc, outcome
+    gc.collect()  # the exception's traceback and the outcome list form a cycle
+    assert sys.getrefcount(item) == before
+    assert ch.recv() == "first"
+    with pytest.raises(ChannelClosed):
+        ch.recv()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_blocked_receiver_gets_an_item_sent_later(mode):
+    ch = nimsync.Channel(2, mode=mode)
+    t, outcome = run(lambda: ch.recv(timeout=30))
+    wait_until(lambda: ch._waiting() == (0, 1))
+    ch.send("late")
+    t.join(10)
+    assert outcome == [("ok", "late")]
 
 
 def test_iteration_ends_at_close_and_with_closes():
@@ -165,9 +236,13 @@ def test_iteration_ends_at_close_and_with_closes():
         assert list(ch) == [0, 1, 2, 3, 4]
         t.join()
     ch2 = nimsync.Channel(2)
-    with ch2:
-        pass
+    with ch2 as entered:
+        assert entered is ch2
     assert ch2.is_closed()
+    with pytest.raises(RuntimeError):
+        with nimsync.Channel(2) as ch3:
+            raise RuntimeError("the with block fails")
+    assert ch3.is_closed()
 
 
 @pytest.mark.parametrize("mode", ["spsc", "mpsc"])
@@ -278,3 +353,29 @@ def test_rendezvous_send_waits_for_a_receiver():
 def test_repr():
     assert "capacity=4" in repr(nimsync.Channel(4))
     assert "capacity=None" in repr(nimsync.Channel(None))
+
+
+def test_out_of_memory_raises_memory_error():
+    # In a child process whose address space is capped, so that the allocation
+    # fails at once instead of exhausting the machine.
+    program = textwrap.dedent(
+        """
+        import resource, nimsync
+        limit = 4 << 30
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        for mode in ("spsc", "mpsc"):
+            try:
+                nimsync.Channel(2**30, mode=mode)  # 8 or 16 GiB of slots
+            except MemoryError as e:
+                print(mode, "MemoryError", e)
+        ch = nimsync.Channel(8)  # still usable afterwards
+        ch.send(1)
+        print("after", ch.recv())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("spsc MemoryError out of memory")
+    assert lines[1].startswith("mpsc MemoryError out of memory")
+    assert lines[2] == "after 1"

@@ -1,6 +1,6 @@
 //! Running a blocking core call with the GIL released, Ctrl-C included.
 
-use nimsync_core::{Error, WaitOptions};
+use nimsync_core::WaitOptions;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::sync::Mutex;
@@ -17,11 +17,17 @@ pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     }
 }
 
-/// Runs `f` with the GIL released. If a signal interrupts the wait, Python's
-/// handlers run (on the main thread); if one raises (KeyboardInterrupt), the
-/// wait ends with `Error::Interrupted` and that exception is returned as the
-/// second value, to be raised instead.
-pub(crate) fn detached<R, F>(py: Python<'_>, deadline: Option<Instant>, f: F) -> (R, Option<PyErr>)
+/// Runs `f` with the GIL released, waiting until `deadline` at the latest.
+///
+/// When a signal interrupts the wait, Python's signal handlers run (they only
+/// do on the main thread); if one raises (`KeyboardInterrupt`), the wait ends
+/// with `Error::Interrupted` and that exception is returned instead of `f`'s
+/// result. It is returned even if the operation completed after all (a
+/// notifier won the race with the interrupt): the handler has run and its
+/// exception must not be swallowed, exactly as if the signal had arrived just
+/// after the call returned. `f`'s result, with any item in it, is then
+/// dropped here with the GIL held; an unsent item is still the caller's.
+pub(crate) fn detached<R, F>(py: Python<'_>, deadline: Option<Instant>, f: F) -> PyResult<R>
 where
     R: Send,
     F: Send + FnOnce(&WaitOptions<'_>) -> R,
@@ -39,14 +45,8 @@ where
         };
         f(&WaitOptions::new().deadline_opt(deadline).interrupt(&hook))
     });
-    (result, raised.into_inner().unwrap_or_else(|p| p.into_inner()))
-}
-
-/// The exception for a failed blocking call: the signal handler's if one
-/// raised, else the mapped core error.
-pub(crate) fn failure(py: Python<'_>, error: Error, value: Option<Py<PyAny>>, raised: Option<PyErr>) -> PyErr {
-    match (error, raised) {
-        (Error::Interrupted, Some(e)) => e,
-        (error, _) => crate::errors::to_py(py, error, value),
+    match raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(result),
     }
 }

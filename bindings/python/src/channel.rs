@@ -1,11 +1,12 @@
 //! `nimsync._native.Channel`: a core channel of Python objects.
 
 use crate::aio::{PyJoinOp, PyLoopWaker, PyRecvOp, PySendOp};
-use crate::blocking::{deadline, detached, failure};
+use crate::blocking::{deadline, detached};
 use crate::errors::{err, to_py};
 use nimsync_core::{Channel, Error, Mode, SendError, WaitGroup};
-use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::time::Instant;
 
 /// A channel carrying any Python object between threads (and, through
 /// `Channel.aio`, coroutines), with blocking calls that release the GIL.
@@ -42,9 +43,11 @@ fn capacity_arg(capacity: &Bound<'_, PyAny>) -> PyResult<usize> {
 
 impl PyChannel {
     /// Sends, counting the item as an unfinished task; hands the item back in
-    /// the exception on failure.
+    /// the exception on failure. A deadline that passes raises `Timeout`, or
+    /// `ChannelFull` with `full_on_timeout` (`queue.Queue.put`).
     fn send_impl(&self, py: Python<'_>, item: Py<PyAny>, timeout: Option<f64>, full_on_timeout: bool) -> PyResult<()> {
         let deadline = deadline(timeout)?;
+        let timeout_error = if full_on_timeout { Error::Full } else { Error::Timeout };
         self.tasks.add(1);
         let item = match self.channel.try_send(item) {
             Ok(()) => return Ok(()),
@@ -54,34 +57,41 @@ impl PyChannel {
                 return Err(to_py(py, e.error, Some(e.value)));
             }
         };
-        if deadline.is_some_and(|d| d <= std::time::Instant::now()) {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
             self.untask();
-            let error = if full_on_timeout { Error::Full } else { Error::Timeout };
-            return Err(to_py(py, error, Some(item)));
+            return Err(to_py(py, timeout_error, Some(item)));
         }
         let ch = &self.channel;
-        let (result, raised) = detached(py, deadline, |opts| ch.send_with(item, opts));
-        result.map_err(|e| {
-            self.untask();
-            let error = if full_on_timeout && e.error == Error::Timeout { Error::Full } else { e.error };
-            failure(py, error, Some(e.value), raised)
+        // The task count is settled where the outcome is known: a send that an
+        // interrupt ends is not counted, one that completed is.
+        let sent = detached(py, deadline, |opts| ch.send_with(item, opts).inspect_err(|_| self.untask()))?;
+        sent.map_err(|e| {
+            let error = if e.error == Error::Timeout { timeout_error } else { e.error };
+            to_py(py, error, Some(e.value))
         })
     }
 
-    fn recv_impl(&self, py: Python<'_>, timeout: Option<f64>, empty_on_timeout: bool) -> PyResult<Py<PyAny>> {
-        let deadline = deadline(timeout)?;
+    /// Receives, waiting until `deadline` (None: forever). The outer error is
+    /// a signal handler's exception, the inner one the core's.
+    fn recv_until(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Result<Py<PyAny>, Error>> {
         match self.channel.try_recv() {
             Err(Error::Empty) => {}
-            done => return done.map_err(|e| err(py, e)),
+            done => return Ok(done),
         }
-        if deadline.is_some_and(|d| d <= std::time::Instant::now()) {
-            return Err(err(py, if empty_on_timeout { Error::Empty } else { Error::Timeout }));
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Err(Error::Timeout));
         }
         let ch = &self.channel;
-        let (result, raised) = detached(py, deadline, |opts| ch.recv_with(opts));
-        result.map_err(|e| {
-            let e = if empty_on_timeout && e == Error::Timeout { Error::Empty } else { e };
-            failure(py, e, None, raised)
+        detached(py, deadline, |opts| ch.recv_with(opts))
+    }
+
+    /// Receives; a deadline that passes raises `Timeout`, or `ChannelEmpty`
+    /// with `empty_on_timeout` (`queue.Queue.get`).
+    fn recv_impl(&self, py: Python<'_>, timeout: Option<f64>, empty_on_timeout: bool) -> PyResult<Py<PyAny>> {
+        let deadline = deadline(timeout)?;
+        self.recv_until(py, deadline)?.map_err(|e| match e {
+            Error::Timeout if empty_on_timeout => err(py, Error::Empty),
+            e => err(py, e),
         })
     }
 
@@ -205,8 +215,7 @@ impl PyChannel {
     /// Blocks until every item put has been marked with `task_done`.
     fn join(&self, py: Python<'_>) -> PyResult<()> {
         let tasks = &self.tasks;
-        let (result, raised) = detached(py, None, |opts| tasks.wait_with(opts));
-        result.map_err(|e| failure(py, e, None, raised))
+        detached(py, None, |opts| tasks.wait_with(opts))?.map_err(|e| err(py, e))
     }
 
     /// Closes the channel: later sends raise `ChannelClosed`, blocked
@@ -263,6 +272,12 @@ impl PyChannel {
         (!self.channel.is_unbounded()).then(|| self.channel.capacity())
     }
 
+    /// `(senders, receivers)`: how many threads (and awaiting operations) are
+    /// waiting in `send` and in `recv` right now. For diagnostics and tests.
+    fn _waiting(&self) -> (usize, usize) {
+        self.channel.waiting()
+    }
+
     /// The mode's name: "spsc", "mpsc", "spmc" or "mpmc".
     #[getter]
     fn mode(&self) -> &'static str {
@@ -279,12 +294,11 @@ impl PyChannel {
 
     /// Blocks for the next item; the iteration ends when the channel is
     /// closed and drained.
-    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self.recv_impl(py, None, false) {
-            Err(e) if e.is_instance(py, &py.import("nimsync._errors")?.getattr("ChannelClosed")?) => {
-                Err(PyStopIteration::new_err(()))
-            }
-            other => other,
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.recv_until(py, None)? {
+            Ok(item) => Ok(Some(item)),
+            Err(Error::Closed) => Ok(None),
+            Err(e) => Err(err(py, e)),
         }
     }
 

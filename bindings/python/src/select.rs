@@ -1,6 +1,6 @@
 //! `nimsync.select`: one of several channel operations.
 
-use crate::blocking::{deadline, detached, failure};
+use crate::blocking::{deadline, detached};
 use crate::channel::PyChannel;
 use crate::errors::to_py;
 use nimsync_core::{Error, Select};
@@ -79,24 +79,34 @@ pub(crate) fn select(
     }
     let channels: Vec<Py<PyChannel>> = parsed.iter().map(|c| c.channel.clone_ref(py)).collect();
     let items: Vec<Option<Py<PyAny>>> = parsed.into_iter().map(|c| c.item).collect();
-    // The select is built where it runs: it is not `Send`, its parts are.
-    let (outcome, raised) = if default {
-        (build(&channels, items).try_select().ok_or(Error::Empty), None)
-    } else {
-        detached(py, deadline, |opts| build(&channels, items).wait_with(opts))
-    };
-    let chosen_send = match &outcome {
-        Ok((i, Ok(_))) => Some(*i),
-        _ => None,
-    };
-    for (i, ch) in channels.iter().enumerate() {
-        if is_send[i] && Some(i) != chosen_send {
-            ch.get().untask();
+    // The task counts are settled where the outcome is known (also when an
+    // interrupt then discards it): the chosen send keeps its count.
+    let settle = |outcome: &Result<Outcome, Error>| {
+        let chosen_send = match outcome {
+            Ok((i, Ok(_))) => Some(*i),
+            _ => None,
+        };
+        for (i, ch) in channels.iter().enumerate() {
+            if is_send[i] && Some(i) != chosen_send {
+                ch.get().untask();
+            }
         }
-    }
+    };
+    // The select is built where it runs: it is not `Send`, its parts are.
+    let outcome = if default {
+        let outcome = build(&channels, items).try_select().ok_or(Error::Empty);
+        settle(&outcome);
+        outcome
+    } else {
+        detached(py, deadline, |opts| {
+            let outcome = build(&channels, items).wait_with(opts);
+            settle(&outcome);
+            outcome
+        })?
+    };
     match outcome {
         Err(Error::Empty) => Ok(None),
-        Err(e) => Err(failure(py, e, None, raised)),
+        Err(e) => Err(to_py(py, e, None)),
         Ok((i, Ok(value))) => Ok(Some((i, value))),
         Ok((i, Err((e, value)))) => {
             let exc = to_py(py, e, value);
