@@ -294,7 +294,11 @@ fn main() {
         nimsync_core::uses_membarrier()
     );
     let shapes = [("spsc", 1u64, 1u64), ("mpsc", 2, 1), ("mpmc", 2, 2)];
-    let impls = impls();
+    // NIMSYNC_BENCH_ONLY=name,name keeps only those implementations.
+    let only: Vec<String> =
+        std::env::var("NIMSYNC_BENCH_ONLY").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
+    let impls: Vec<Impl> =
+        impls().into_iter().filter(|i| only.is_empty() || only.iter().any(|o| o == i.name)).collect();
     let mut results: Vec<(String, String, Vec<f64>)> = Vec::new();
     for round in 0..rounds {
         for (si, (shape, producers, consumers)) in shapes.iter().enumerate() {
@@ -434,7 +438,7 @@ fn main() {
             }),
         ),
     ];
-    for (name, run) in latency_impls {
+    for (name, run) in latency_impls.into_iter().filter(|(n, _)| only.is_empty() || only.iter().any(|o| o == n)) {
         eprint!("\r  ping-pong {name:<24}");
         let mut t = run();
         t.sort();

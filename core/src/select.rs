@@ -218,11 +218,18 @@ impl<'a, R> Select<'a, R> {
                 if cases.iter().any(|c| c.ready()) {
                     let _ = cx.try_select(Selected::Aborted);
                 }
-                let sel = cx.wait_until(opts);
+                let (sel, interrupted) = cx.wait_until(opts);
                 // The selecting queue (if any) removed its entry; the others
                 // still hold one.
                 for case in cases.iter() {
                     case.queue().unregister(cx);
+                }
+                if interrupted {
+                    if let Selected::Operation(token) = sel {
+                        // Pass the wake-up of the case we will not complete on.
+                        cases[token - FIRST_OPERATION].queue().notify_one();
+                    }
+                    return Selected::Interrupted;
                 }
                 sel
             });

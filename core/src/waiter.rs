@@ -136,6 +136,12 @@ impl Context {
         }
     }
 
+    /// A context nobody waits on: the stand-in sender of a value a receiver
+    /// had to put back (see `zero.rs`). Selecting it wakes nobody.
+    pub(crate) fn orphan() -> Self {
+        Context::new()
+    }
+
     /// A context for an async task: selecting it wakes `waker`.
     pub(crate) fn for_task(waker: &std::task::Waker) -> Self {
         Context {
@@ -212,12 +218,18 @@ impl Context {
     }
 
     /// Sleeps until selected, the deadline passes, or an interrupt hook says
-    /// stop. Returns the final selection (never `Waiting`).
-    pub(crate) fn wait_until(&self, opts: &WaitOptions<'_>) -> Selected {
+    /// stop. Returns the final selection (never `Waiting`), and whether the
+    /// interrupt hook asked to stop.
+    ///
+    /// When the hook asks to stop after a notifier already selected us, the
+    /// selection is returned with `true`: the caller must give up all the
+    /// same and pass the wake-up on (the hook has run the host's signal
+    /// handler; its exception must not be swallowed, nor the wake-up lost).
+    pub(crate) fn wait_until(&self, opts: &WaitOptions<'_>) -> (Selected, bool) {
         loop {
             let sel = self.selected();
             if sel != Selected::Waiting {
-                return sel;
+                return (sel, false);
             }
             let giving_up = match self.parker().park(opts.deadline) {
                 Wake::TimedOut => Some(Selected::Aborted),
@@ -230,9 +242,10 @@ impl Context {
             if let Some(reason) = giving_up {
                 // Either we give up, or a notifier got here first and we
                 // honour its selection.
+                let interrupted = reason == Selected::Interrupted;
                 return match self.try_select(reason) {
-                    Ok(()) => reason,
-                    Err(sel) => sel,
+                    Ok(()) => (reason, interrupted),
+                    Err(sel) => (sel, interrupted),
                 };
             }
         }
@@ -363,9 +376,16 @@ pub(crate) fn block_on<R>(
                 // selection stands and we retry just the same.
                 let _ = cx.try_select(Selected::Aborted);
             }
-            let sel = cx.wait_until(opts);
+            let (sel, interrupted) = cx.wait_until(opts);
             if !matches!(sel, Selected::Operation(_)) {
                 queue.unregister(cx);
+            }
+            if interrupted {
+                if let Selected::Operation(_) = sel {
+                    // Woken for something we will not take: wake the next waiter.
+                    queue.notify_one();
+                }
+                return Selected::Interrupted;
             }
             sel
         });

@@ -408,7 +408,7 @@ impl<T: Send> Channel<T> {
     pub fn recv_with(&self, opts: &WaitOptions<'_>) -> Result<T, Error> {
         let s = &*self.shared;
         if let Flavor::Zero(z) = &s.queue {
-            return z.recv(opts, &s.senders);
+            return z.recv(opts, &s.senders, &s.receivers);
         }
         block_on(
             &s.receivers,

@@ -28,6 +28,9 @@ const RECV_BUSY: &str = "SPSC channel: another thread is receiving at the same m
 /// from `tail`, which the consumer reads, so that the guard's stores never
 /// contend with the consumer.
 struct ProducerLocal {
+    /// The producer's own copy of `tail`, so that pushing never loads the
+    /// shared line the consumer polls.
+    tail: UnsafeCell<usize>,
     /// The producer's copy of `head`.
     head_cache: UnsafeCell<usize>,
     guard: SideGuard,
@@ -35,6 +38,8 @@ struct ProducerLocal {
 
 /// State only the consumer touches in steady state.
 struct ConsumerLocal {
+    /// The consumer's own copy of `head`.
+    head: UnsafeCell<usize>,
     /// The consumer's copy of `tail`.
     tail_cache: UnsafeCell<usize>,
     guard: SideGuard,
@@ -67,8 +72,16 @@ impl<T> Ring<T> {
         Ring {
             tail: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
-            prod: CachePadded::new(ProducerLocal { head_cache: UnsafeCell::new(0), guard: SideGuard::new() }),
-            cons: CachePadded::new(ConsumerLocal { tail_cache: UnsafeCell::new(0), guard: SideGuard::new() }),
+            prod: CachePadded::new(ProducerLocal {
+                tail: UnsafeCell::new(0),
+                head_cache: UnsafeCell::new(0),
+                guard: SideGuard::new(),
+            }),
+            cons: CachePadded::new(ConsumerLocal {
+                head: UnsafeCell::new(0),
+                tail_cache: UnsafeCell::new(0),
+                guard: SideGuard::new(),
+            }),
             closed: CachePadded::new(AtomicBool::new(false)),
             buffer,
             mask: capacity - 1,
@@ -86,8 +99,8 @@ impl<T> Ring<T> {
     /// The caller is the only thread pushing at this moment.
     #[inline]
     pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
-        // Relaxed: only this thread writes `tail`.
-        let tail = self.tail.load(Ordering::Relaxed);
+        // SAFETY: the producer's own index (caller contract: single producer).
+        let tail = self.prod.tail.with(|p| unsafe { *p });
         // SAFETY: `head_cache` belongs to the single producer (caller contract).
         let cached = self.prod.head_cache.with(|p| unsafe { *p });
         if tail.wrapping_sub(cached) == self.capacity() {
@@ -104,6 +117,8 @@ impl<T> Ring<T> {
         // SAFETY: slot `tail` is outside [head, tail): no consumer reads it, and
         // we are the only producer.
         slot.with_mut(|p| unsafe { (*p).write(value) });
+        // SAFETY: as above.
+        self.prod.tail.with_mut(|p| unsafe { *p = tail.wrapping_add(1) });
         // Release: publishes the slot write to the consumer's Acquire of `tail`.
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
         Ok(())
@@ -115,8 +130,8 @@ impl<T> Ring<T> {
     /// The caller is the only thread popping at this moment.
     #[inline]
     pub(crate) unsafe fn pop(&self) -> Option<T> {
-        // Relaxed: only this thread writes `head`.
-        let head = self.head.load(Ordering::Relaxed);
+        // SAFETY: the consumer's own index (caller contract: single consumer).
+        let head = self.cons.head.with(|p| unsafe { *p });
         // SAFETY: `tail_cache` belongs to the single consumer (caller contract).
         let cached = self.cons.tail_cache.with(|p| unsafe { *p });
         if head == cached {
@@ -133,6 +148,8 @@ impl<T> Ring<T> {
         // SAFETY: slot `head` is inside [head, tail): the producer initialized
         // it and will not touch it until we advance `head`.
         let value = slot.with(|p| unsafe { (*p).assume_init_read() });
+        // SAFETY: as above.
+        self.cons.head.with_mut(|p| unsafe { *p = head.wrapping_add(1) });
         // Release: the producer's Acquire of `head` sees the slot as moved out.
         self.head.store(head.wrapping_add(1), Ordering::Release);
         Some(value)

@@ -133,8 +133,11 @@ impl<T> Zero<T> {
                 packet
             };
             receivers.notify_one();
-            let sel = cx.wait_until(opts);
+            let (sel, _interrupted) = cx.wait_until(opts);
             if let Selected::Operation(_) = sel {
+                // Taken by a receiver: the send happened, even if an interrupt
+                // arrived at the same moment (its exception follows a
+                // completed send).
                 return Ok(());
             }
             // We claimed our own offer: nobody took the value. Remove the offer
@@ -154,8 +157,9 @@ impl<T> Zero<T> {
     }
 
     /// Blocking receive: takes an offer, or waits as a want until a sender
-    /// fills it. `senders` is the readiness queue of select senders.
-    pub(crate) fn recv(&self, opts: &WaitOptions<'_>, senders: &WaitQueue) -> Result<T, Error> {
+    /// fills it. `senders` is the readiness queue of select senders,
+    /// `receivers` that of async and select receivers.
+    pub(crate) fn recv(&self, opts: &WaitOptions<'_>, senders: &WaitQueue, receivers: &WaitQueue) -> Result<T, Error> {
         let packet = Packet::new(None);
         Context::with(|cx| {
             {
@@ -170,9 +174,22 @@ impl<T> Zero<T> {
                 inner.wants.push_back(Hand { cx: cx.clone(), packet: packet.clone() });
             }
             senders.notify_one();
-            let sel = cx.wait_until(opts);
+            let (sel, interrupted) = cx.wait_until(opts);
             if let Selected::Operation(_) = sel {
-                return Ok(packet.take().expect("a claimed want holds the value"));
+                let value = packet.take().expect("a claimed want holds the value");
+                if !interrupted {
+                    return Ok(value);
+                }
+                // The interrupt wins, but the value was already handed to us:
+                // put it back in front, as an offer whose sender has left, so
+                // the next receiver gets it and nothing is lost.
+                let mut inner = lock(&self.inner);
+                if let Err(value) = Self::give_to_want(&mut inner, value) {
+                    inner.offers.push_front(Hand { cx: Context::orphan(), packet: Packet::new(Some(value)) });
+                    drop(inner);
+                    receivers.notify_one();
+                }
+                return Err(Error::Interrupted);
             }
             let mut inner = lock(&self.inner);
             inner.wants.retain(|h| !h.cx.same(cx));
