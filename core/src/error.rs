@@ -94,3 +94,74 @@ impl<T> std::fmt::Debug for SendError<T> {
         f.debug_struct("SendError").field("error", &self.error).finish_non_exhaustive()
     }
 }
+
+/// Why a non-blocking queue operation did not happen. Internal and
+/// register-sized, so the hot paths return it in registers; it becomes an
+/// [`Error`] only at the public API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fail {
+    Full,
+    Empty,
+    Closed,
+    Busy(Side),
+}
+
+/// Which single-thread side was used by two threads at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    SpscSend,
+    SpscRecv,
+    MpscRecv,
+    SpmcSend,
+}
+
+impl Side {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Side::SpscSend => {
+                "SPSC channel: another thread is sending at the same moment; use mode MPSC or MPMC for several senders"
+            }
+            Side::SpscRecv => {
+                "SPSC channel: another thread is receiving at the same moment; use mode SPMC or MPMC for several receivers"
+            }
+            Side::MpscRecv => {
+                "MPSC channel: another thread is receiving at the same moment; use mode SPMC or MPMC for several receivers"
+            }
+            Side::SpmcSend => {
+                "SPMC channel: another thread is sending at the same moment; use mode MPSC or MPMC for several senders"
+            }
+        }
+    }
+}
+
+impl From<Fail> for Error {
+    #[cold]
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Full => Error::Full,
+            Fail::Empty => Error::Empty,
+            Fail::Closed => Error::Closed,
+            Fail::Busy(side) => Error::Busy(side.message()),
+        }
+    }
+}
+
+/// A push that did not happen: why, and the value back.
+pub(crate) struct Rejected<T> {
+    pub(crate) fail: Fail,
+    pub(crate) value: T,
+}
+
+impl<T> Rejected<T> {
+    #[inline]
+    pub(crate) fn new(fail: Fail, value: T) -> Self {
+        Rejected { fail, value }
+    }
+}
+
+impl<T> From<Rejected<T>> for SendError<T> {
+    #[inline]
+    fn from(r: Rejected<T>) -> Self {
+        SendError::new(r.fail.into(), r.value)
+    }
+}

@@ -23,7 +23,7 @@
 //! 64-bit and, at one claim per nanosecond, would take 146 years to wrap.
 
 use super::side::SideGuard;
-use crate::error::{Error, SendError};
+use crate::error::{Fail, Rejected, Side};
 use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
@@ -78,11 +78,6 @@ unsafe impl<T: Send, const MP: bool, const MC: bool> Send for ArrayQueue<T, MP, 
 unsafe impl<T: Send, const MP: bool, const MC: bool> Sync for ArrayQueue<T, MP, MC> {}
 
 impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
-    const SEND_BUSY: &'static str = "SPMC channel: another thread is sending at the same moment; \
-                                     use mode MPSC or MPMC for several senders";
-    const RECV_BUSY: &'static str = "MPSC channel: another thread is receiving at the same moment; \
-                                     use mode SPMC or MPMC for several receivers";
-
     /// `buffer` has a power-of-two length and slot `i` was made with `Slot::new(i)`.
     pub(crate) fn new(buffer: Box<[Slot<T>]>) -> Self {
         debug_assert!(buffer.len().is_power_of_two());
@@ -109,13 +104,13 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
 
     /// Sends from any thread.
     #[inline]
-    pub(crate) fn try_push(&self, value: T) -> Result<(), SendError<T>> {
+    pub(crate) fn try_push(&self, value: T) -> Result<(), Rejected<T>> {
         if MP {
             return self.push_shared(value);
         }
-        let entered = match self.send_guard.enter(Self::SEND_BUSY) {
+        let entered = match self.send_guard.enter(Side::SpmcSend) {
             Ok(e) => e,
-            Err(e) => return Err(SendError::new(e, value)),
+            Err(f) => return Err(Rejected::new(f, value)),
         };
         // SAFETY: the guard makes us the only producer.
         let result = unsafe { self.push_single(value) };
@@ -123,13 +118,13 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
         result
     }
 
-    fn push_shared(&self, value: T) -> Result<(), SendError<T>> {
+    fn push_shared(&self, value: T) -> Result<(), Rejected<T>> {
         let mut backoff = Backoff::new();
         // Relaxed: the value is only a guess that the CAS below validates.
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             if tail & CLOSED != 0 {
-                return Err(SendError::new(Error::Closed, value));
+                return Err(Rejected::new(Fail::Closed, value));
             }
             let pos = tail >> 1;
             let slot = self.slot(pos);
@@ -155,7 +150,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
             } else if stamp < free(pos) {
                 // The slot still holds (or is about to hold) position
                 // `pos - capacity`: the queue is full.
-                return Err(SendError::new(Error::Full, value));
+                return Err(Rejected::new(Fail::Full, value));
             } else {
                 // Another producer took `pos` already; catch up.
                 tail = self.tail.load(Ordering::Relaxed);
@@ -165,18 +160,18 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
 
     /// # Safety
     /// The caller is the only producer (holds the send guard).
-    unsafe fn push_single(&self, value: T) -> Result<(), SendError<T>> {
+    unsafe fn push_single(&self, value: T) -> Result<(), Rejected<T>> {
         // Relaxed: only the producer side (whose guard we hold, and which a
         // closer must enter) writes `tail`.
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & CLOSED != 0 {
-            return Err(SendError::new(Error::Closed, value));
+            return Err(Rejected::new(Fail::Closed, value));
         }
         let pos = tail >> 1;
         let slot = self.slot(pos);
         // Acquire: as in `push_shared`.
         if slot.stamp.load(Ordering::Acquire) != free(pos) {
-            return Err(SendError::new(Error::Full, value));
+            return Err(Rejected::new(Fail::Full, value));
         }
         // Relaxed: the claim needs no ordering of its own (see `push_shared`).
         self.tail.store(tail + 2, Ordering::Relaxed);
@@ -196,20 +191,20 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
     }
 
     /// Receives from any thread; after `close`, the remaining items, then
-    /// [`Error::Closed`].
+    /// `Closed`.
     #[inline]
-    pub(crate) fn try_pop(&self) -> Result<T, Error> {
+    pub(crate) fn try_pop(&self) -> Result<T, Fail> {
         if MC {
             return self.pop_shared();
         }
-        let entered = self.recv_guard.enter(Self::RECV_BUSY)?;
+        let entered = self.recv_guard.enter(Side::MpscRecv)?;
         // SAFETY: the guard makes us the only consumer.
         let result = unsafe { self.pop_single() };
         self.recv_guard.exit(entered);
         result
     }
 
-    fn pop_shared(&self) -> Result<T, Error> {
+    fn pop_shared(&self) -> Result<T, Fail> {
         let mut backoff = Backoff::new();
         // Relaxed: a guess that the stamp check and the CAS validate.
         let mut head = self.head.load(Ordering::Relaxed);
@@ -244,7 +239,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
 
     /// # Safety
     /// The caller is the only consumer (holds the receive guard).
-    unsafe fn pop_single(&self) -> Result<T, Error> {
+    unsafe fn pop_single(&self) -> Result<T, Fail> {
         // Relaxed: only the consumer side writes `head`.
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
@@ -274,13 +269,13 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
     /// The slot for `head` holds no published item: `Closed` if the queue is
     /// closed and nothing was claimed beyond `head`, else `Empty`.
     #[inline]
-    fn nothing_at(&self, head: u64) -> Result<T, Error> {
+    fn nothing_at(&self, head: u64) -> Result<T, Fail> {
         // Acquire: pairs with the AcqRel `fetch_or` of `close`.
         let tail = self.tail.load(Ordering::Acquire);
         if tail & CLOSED != 0 && tail >> 1 == head {
-            Err(Error::Closed)
+            Err(Fail::Closed)
         } else {
-            Err(Error::Empty)
+            Err(Fail::Empty)
         }
     }
 

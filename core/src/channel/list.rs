@@ -20,7 +20,7 @@
 //! `tail` carries the CLOSED bit; in `head` the same bit says "the head's
 //! block is not the last one", which lets a receiver skip reading `tail`.
 
-use crate::error::{Error, SendError};
+use crate::error::{Fail, Rejected};
 use crate::sync::{fence, AtomicPtr, AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
@@ -151,7 +151,8 @@ impl<T> List<T> {
     }
 
     /// Sends from any thread; fails only when closed.
-    pub(crate) fn try_push(&self, value: T) -> Result<(), SendError<T>> {
+    #[inline(never)]
+    pub(crate) fn try_push(&self, value: T) -> Result<(), Rejected<T>> {
         let mut backoff = Backoff::new();
         // Acquire: pairs with the Release stores that advance `tail` over a
         // sentinel and install a block, so the block we read is initialized.
@@ -160,7 +161,7 @@ impl<T> List<T> {
         let mut spare: Option<Box<Block<T>>> = None;
         loop {
             if tail & MARK != 0 {
-                return Err(SendError::new(Error::Closed, value));
+                return Err(Rejected::new(Fail::Closed, value));
             }
             let off = offset(tail);
             if off == BLOCK_CAP {
@@ -230,8 +231,9 @@ impl<T> List<T> {
     }
 
     /// Receives from any thread; after `close`, the remaining items, then
-    /// [`Error::Closed`].
-    pub(crate) fn try_pop(&self) -> Result<T, Error> {
+    /// `Closed`.
+    #[inline(never)]
+    pub(crate) fn try_pop(&self) -> Result<T, Fail> {
         let mut backoff = Backoff::new();
         // Acquire: pairs with the Release stores that move the head to the
         // next block.
@@ -255,7 +257,7 @@ impl<T> List<T> {
                 fence(Ordering::SeqCst);
                 let tail = self.tail.index.load(Ordering::Relaxed);
                 if pos(head) == pos(tail) {
-                    return Err(if tail & MARK != 0 { Error::Closed } else { Error::Empty });
+                    return Err(if tail & MARK != 0 { Fail::Closed } else { Fail::Empty });
                 }
                 if pos(head) / LAP != pos(tail) / LAP {
                     new_head |= MARK;

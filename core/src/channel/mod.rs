@@ -48,7 +48,7 @@ pub(crate) mod ring;
 mod side;
 pub(crate) mod zero;
 
-use crate::error::{Error, SendError};
+use crate::error::{Error, Fail, Rejected, SendError};
 use crate::sync::{Arc, UnsafeCell};
 pub use future::{RecvFuture, SendFuture};
 
@@ -214,12 +214,12 @@ impl<T> Flavor<T> {
     }
 
     #[inline]
-    fn try_push(&self, value: T) -> Result<(), SendError<T>> {
+    fn try_push(&self, value: T) -> Result<(), Rejected<T>> {
         each_flavor!(self, q => q.try_push(value))
     }
 
     #[inline]
-    fn try_pop(&self) -> Result<T, Error> {
+    fn try_pop(&self) -> Result<T, Fail> {
         each_flavor!(self, q => q.try_pop())
     }
 
@@ -317,29 +317,50 @@ impl<T: Send> Channel<T> {
     /// [`Error::Busy`] hand the value back.
     #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
+        self.push(value).map_err(SendError::from)
+    }
+
+    /// `try_send` with the register-sized internal error.
+    #[inline]
+    fn push(&self, value: T) -> Result<(), Rejected<T>> {
         let s = &*self.shared;
         s.queue.try_push(value)?;
         s.receivers.notify_one();
         Ok(())
     }
 
-    /// Receives without blocking: [`Error::Empty`] when nothing is there,
-    /// [`Error::Closed`] when closed and drained.
+    /// `try_recv` with the register-sized internal error.
     #[inline]
-    pub fn try_recv(&self) -> Result<T, Error> {
+    fn pop(&self) -> Result<T, Fail> {
         let s = &*self.shared;
         let v = s.queue.try_pop()?;
         s.senders.notify_one();
         Ok(v)
     }
 
+    /// Receives without blocking: [`Error::Empty`] when nothing is there,
+    /// [`Error::Closed`] when closed and drained.
+    #[inline]
+    pub fn try_recv(&self) -> Result<T, Error> {
+        self.pop().map_err(Error::from)
+    }
+
     /// Sends, waiting for a free slot as long as it takes.
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        match self.try_send(value) {
-            Err(SendError { error: Error::Full, value }) => self.send_with(value, &WaitOptions::new()),
-            done => done,
+        match self.push(value) {
+            Ok(()) => Ok(()),
+            Err(Rejected { fail: Fail::Full, value }) => self.send_waiting(value),
+            Err(r) => Err(r.into()),
         }
+    }
+
+    // The waiting path stays out of line so that the fast path above inlines
+    // into the caller's loop with a small frame.
+    #[cold]
+    #[inline(never)]
+    fn send_waiting(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_with(value, &WaitOptions::new())
     }
 
     /// Sends, waiting at most `timeout` ([`Error::Timeout`] hands the value back).
@@ -364,16 +385,13 @@ impl<T: Send> Channel<T> {
             opts,
             || {
                 let v = pending.take().expect("value present until sent");
-                match s.queue.try_push(v) {
-                    Ok(()) => {
-                        s.receivers.notify_one();
-                        Some(Ok(()))
-                    }
-                    Err(SendError { error: Error::Full, value }) => {
+                match self.push(v) {
+                    Ok(()) => Some(Ok(())),
+                    Err(Rejected { fail: Fail::Full, value }) => {
                         pending = Some(value);
                         None
                     }
-                    Err(e) => Some(Err(e)),
+                    Err(r) => Some(Err(r.into())),
                 }
             },
             || s.queue.send_ready(),
@@ -388,10 +406,17 @@ impl<T: Send> Channel<T> {
     /// once the channel is closed and drained.
     #[inline]
     pub fn recv(&self) -> Result<T, Error> {
-        match self.try_recv() {
-            Err(Error::Empty) => self.recv_with(&WaitOptions::new()),
-            done => done,
+        match self.pop() {
+            Ok(v) => Ok(v),
+            Err(Fail::Empty) => self.recv_waiting(),
+            Err(f) => Err(f.into()),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn recv_waiting(&self) -> Result<T, Error> {
+        self.recv_with(&WaitOptions::new())
     }
 
     /// Receives, waiting at most `timeout`.
@@ -413,13 +438,10 @@ impl<T: Send> Channel<T> {
         block_on(
             &s.receivers,
             opts,
-            || match s.queue.try_pop() {
-                Ok(v) => {
-                    s.senders.notify_one();
-                    Some(Ok(v))
-                }
-                Err(Error::Empty) => None,
-                Err(e) => Some(Err(e)),
+            || match self.pop() {
+                Ok(v) => Some(Ok(v)),
+                Err(Fail::Empty) => None,
+                Err(f) => Some(Err(f.into())),
             },
             || s.queue.recv_ready(),
         )?

@@ -10,19 +10,14 @@
 //! The unguarded `push`/`pop` require the caller to be the only producer or
 //! consumer. [`Ring::try_push`] and [`Ring::try_pop`] enforce that at run time
 //! with a biased per-side guard (`side.rs`): a second thread arriving while the
-//! side is in use gets [`Error::Busy`] instead of a data race. The producer's
+//! side is in use gets `Busy` instead of a data race. The producer's
 //! guard also orders `close` against an in-flight push, see [`Ring::close`].
 
 use super::side::SideGuard;
-use crate::error::{Error, SendError};
+use crate::error::{Fail, Rejected, Side};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
-
-const SEND_BUSY: &str = "SPSC channel: another thread is sending at the same moment; \
-                         use mode MPSC or MPMC for several senders";
-const RECV_BUSY: &str = "SPSC channel: another thread is receiving at the same moment; \
-                         use mode SPMC or MPMC for several receivers";
 
 /// State only the producer touches in steady state. It sits on a line apart
 /// from `tail`, which the consumer reads, so that the guard's stores never
@@ -157,28 +152,28 @@ impl<T> Ring<T> {
 
     /// Push through the producer guard: safe from any thread.
     #[inline]
-    pub(crate) fn try_push(&self, value: T) -> Result<(), SendError<T>> {
-        let entered = match self.prod.guard.enter(SEND_BUSY) {
+    pub(crate) fn try_push(&self, value: T) -> Result<(), Rejected<T>> {
+        let entered = match self.prod.guard.enter(Side::SpscSend) {
             Ok(e) => e,
-            Err(e) => return Err(SendError::new(e, value)),
+            Err(f) => return Err(Rejected::new(f, value)),
         };
         // Relaxed: whoever holds the producer side synchronized with the close
         // through the guard (see `close`).
         let result = if self.closed.load(Ordering::Relaxed) {
-            Err(SendError::new(Error::Closed, value))
+            Err(Rejected::new(Fail::Closed, value))
         } else {
             // SAFETY: the guard makes us the only producer.
-            unsafe { self.push(value) }.map_err(|v| SendError::new(Error::Full, v))
+            unsafe { self.push(value) }.map_err(|v| Rejected::new(Fail::Full, v))
         };
         self.prod.guard.exit(entered);
         result
     }
 
     /// Pop through the consumer guard: safe from any thread. After `close`,
-    /// returns the remaining items, then [`Error::Closed`].
+    /// returns the remaining items, then `Closed`.
     #[inline]
-    pub(crate) fn try_pop(&self) -> Result<T, Error> {
-        let entered = self.cons.guard.enter(RECV_BUSY)?;
+    pub(crate) fn try_pop(&self) -> Result<T, Fail> {
+        let entered = self.cons.guard.enter(Side::SpscRecv)?;
         // SAFETY: the guard makes us the only consumer.
         let result = match unsafe { self.pop() } {
             Some(v) => Ok(v),
@@ -191,16 +186,16 @@ impl<T> Ring<T> {
     /// After finding the ring empty: `Closed` if it was closed and is still
     /// empty, else `Empty`. Consumer only.
     #[inline]
-    pub(crate) fn empty_or_closed(&self) -> Result<T, Error> {
+    pub(crate) fn empty_or_closed(&self) -> Result<T, Fail> {
         // Acquire: pairs with the Release in `close`, which came after every
         // successful push (see there), so the re-check below sees them all.
         if !self.closed.load(Ordering::Acquire) {
-            return Err(Error::Empty);
+            return Err(Fail::Empty);
         }
         // SAFETY: our caller is the only consumer.
         match unsafe { self.pop() } {
             Some(v) => Ok(v),
-            None => Err(Error::Closed),
+            None => Err(Fail::Closed),
         }
     }
 

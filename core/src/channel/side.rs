@@ -15,7 +15,7 @@
 //! The asymmetric barrier pair (see `barrier.rs`) makes this a Dekker
 //! handshake: either the owner sees the revocation and backs off, or the thief
 //! sees the owner busy. A thief that finds the owner busy has found two threads
-//! using a single-thread side at the same moment and reports [`Error::Busy`];
+//! using a single-thread side at the same moment and reports `Busy`;
 //! one that finds it idle takes over, synchronizing with the owner's last
 //! `busy = false` (Release) through its own Acquire load. Changing hands costs
 //! one heavy barrier; staying with one thread costs nothing locked.
@@ -24,7 +24,7 @@
 //! operation in progress instead of failing, so that close is ordered after it.
 
 use crate::barrier;
-use crate::error::Error;
+use crate::error::{Fail, Side};
 use crate::sync::{AtomicBool, AtomicUsize, Backoff, Ordering};
 
 const NONE: usize = 0;
@@ -79,10 +79,10 @@ impl SideGuard {
         SideGuard { owner: AtomicUsize::new(NONE), busy: AtomicBool::new(false) }
     }
 
-    /// Enters the side, or fails with `Busy(message)` if another thread is
+    /// Enters the side, or fails with `Busy(side)` if another thread is
     /// inside it right now.
     #[inline]
-    pub(crate) fn enter(&self, message: &'static str) -> Result<Entered, Error> {
+    pub(crate) fn enter(&self, side: Side) -> Result<Entered, Fail> {
         let me = thread_id();
         // Relaxed: if this reads `me`, we wrote it ourselves (only the thread
         // itself installs its id); any other value sends us to the slow path,
@@ -98,7 +98,7 @@ impl SideGuard {
             // Being revoked: step aside (Release hands our past writes over).
             self.busy.store(false, Ordering::Release);
         }
-        self.take_over(me, message)
+        self.take_over(me, side)
     }
 
     /// Leaves the side.
@@ -110,7 +110,7 @@ impl SideGuard {
     }
 
     #[cold]
-    fn take_over(&self, me: usize, message: &'static str) -> Result<Entered, Error> {
+    fn take_over(&self, me: usize, side: Side) -> Result<Entered, Fail> {
         let mut backoff = Backoff::new();
         let current = loop {
             // Acquire: pairs with the Release that installed the current owner
@@ -118,7 +118,7 @@ impl SideGuard {
             let current = self.owner.load(Ordering::Acquire);
             match current {
                 // Another thread is taking the side over at this very moment.
-                REVOKING => return Err(Error::Busy(message)),
+                REVOKING => return Err(Fail::Busy(side)),
                 // A close is in progress; it holds the side for nanoseconds.
                 // Afterwards the caller finds the channel closed.
                 CLOSING => backoff.snooze(),
@@ -126,7 +126,7 @@ impl SideGuard {
                 _ => match self.owner.compare_exchange(current, REVOKING, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => break current,
                     Err(CLOSING) => backoff.snooze(),
-                    Err(_) => return Err(Error::Busy(message)),
+                    Err(_) => return Err(Fail::Busy(side)),
                 },
             }
         };
@@ -137,7 +137,7 @@ impl SideGuard {
         if self.busy.load(Ordering::Acquire) {
             // Release: restores the owner unchanged.
             self.owner.store(current, Ordering::Release);
-            return Err(Error::Busy(message));
+            return Err(Fail::Busy(side));
         }
         // Relaxed: nobody else writes `busy` while the owner word is REVOKING,
         // and the old owner only reads `owner`.
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    const MSG: &str = "side in use";
+    const MSG: Side = Side::SpscSend;
 
     #[test]
     fn a_second_thread_inside_at_the_same_moment_gets_busy() {
@@ -194,7 +194,7 @@ mod tests {
         let entered = guard.enter(MSG).unwrap();
         let g = guard.clone();
         let other = std::thread::spawn(move || g.enter(MSG).map(|e| g.exit(e)));
-        assert_eq!(other.join().unwrap(), Err(Error::Busy(MSG)));
+        assert_eq!(other.join().unwrap(), Err(Fail::Busy(MSG)));
         guard.exit(entered);
         // Once the owner left, another thread takes over.
         let g = guard.clone();

@@ -16,7 +16,7 @@
 //! offers through the channel's receiver readiness queue; async senders leave
 //! offers like threads do.
 
-use crate::error::{Error, SendError};
+use crate::error::{Error, Fail, Rejected, SendError};
 use crate::sync::{lock, Arc, Mutex};
 use crate::waiter::{Context, Selected, WaitOptions, WaitQueue, FIRST_OPERATION};
 use std::collections::VecDeque;
@@ -96,20 +96,22 @@ impl<T> Zero<T> {
         None
     }
 
-    pub(crate) fn try_push(&self, value: T) -> Result<(), SendError<T>> {
+    #[inline(never)]
+    pub(crate) fn try_push(&self, value: T) -> Result<(), Rejected<T>> {
         let mut inner = lock(&self.inner);
         if inner.closed {
-            return Err(SendError::new(Error::Closed, value));
+            return Err(Rejected::new(Fail::Closed, value));
         }
-        Self::give_to_want(&mut inner, value).map_err(|v| SendError::new(Error::Full, v))
+        Self::give_to_want(&mut inner, value).map_err(|v| Rejected::new(Fail::Full, v))
     }
 
-    pub(crate) fn try_pop(&self) -> Result<T, Error> {
+    #[inline(never)]
+    pub(crate) fn try_pop(&self) -> Result<T, Fail> {
         let mut inner = lock(&self.inner);
         match Self::take_from_offer(&mut inner) {
             Some(v) => Ok(v),
-            None if inner.closed => Err(Error::Closed),
-            None => Err(Error::Empty),
+            None if inner.closed => Err(Fail::Closed),
+            None => Err(Fail::Empty),
         }
     }
 
