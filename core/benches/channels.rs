@@ -126,6 +126,10 @@ fn nimsync_unified(mode: nimsync_core::Mode) -> Maker {
     })
 }
 
+fn impls_for_warmup() -> Vec<Impl> {
+    impls()
+}
+
 fn impls() -> Vec<Impl> {
     use nimsync_core::Mode;
     let std_mpsc: Maker = Box::new(|| {
@@ -294,6 +298,13 @@ fn main() {
         nimsync_core::uses_membarrier()
     );
     let shapes = [("spsc", 1u64, 1u64), ("mpsc", 2, 1), ("mpmc", 2, 2)];
+    // Warm up (clock ramp, page faults, thread creation paths) before timing.
+    eprint!("  warming up");
+    for _ in 0..3 {
+        if let Some(make) = &impls_for_warmup()[0].shapes[0].1 {
+            throughput(n.min(2_000_000), 1, 1, make());
+        }
+    }
     // NIMSYNC_BENCH_ONLY=name,name keeps only those implementations.
     let only: Vec<String> =
         std::env::var("NIMSYNC_BENCH_ONLY").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();

@@ -54,27 +54,55 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// Spin-then-yield backoff for the short waits before a thread parks.
+/// Spin-then-yield backoff for the short waits before a thread parks, and
+/// for retries after losing a compare-and-swap race.
 ///
-/// Under loom it is "completed" at once: the model parks immediately instead of
-/// exploring spin loops.
+/// Waiting (`snooze`) polls at a steady pace: a few `pause` instructions
+/// between attempts for a while (about 20 µs on current x86), then a few
+/// yields of the CPU, then the caller parks. The pace was chosen on the
+/// channel benchmark: polling faster keeps pulling the cache lines a busy
+/// producer is writing (MPSC throughput drops by a third), polling slower
+/// adds directly to wake-up latency (ping-pong). Under loom the backoff is
+/// "completed" at once: the model parks immediately instead of exploring spin
+/// loops.
 pub(crate) struct Backoff {
     step: u32,
 }
 
-const SPIN_LIMIT: u32 = 6;
-const YIELD_LIMIT: u32 = 10;
+/// `pause` instructions between two attempts while spinning.
+const PAUSES_PER_ATTEMPT: u32 = 4;
+/// Attempts made while spinning.
+const SPIN_ATTEMPTS: u32 = 200;
+/// Attempts made after yielding the CPU, before parking.
+const YIELD_ATTEMPTS: u32 = 10;
+/// Cap of the exponential spin after a lost compare-and-swap (2^6 pauses).
+const CAS_SPIN_LIMIT: u32 = 6;
 
 impl Backoff {
     pub(crate) fn new() -> Self {
         Self { step: 0 }
     }
 
-    /// Busy-waits a little longer each call, then yields the CPU.
+    /// Backs off after losing a compare-and-swap race: spins a little longer
+    /// each call (never yields: the winner is running and will be done in
+    /// nanoseconds).
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        for _ in 0..1u32 << self.step.min(CAS_SPIN_LIMIT) {
+            std::hint::spin_loop();
+        }
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        if self.step <= CAS_SPIN_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    /// Waits a moment before the next attempt: spins, later yields the CPU.
     #[inline]
     pub(crate) fn snooze(&mut self) {
-        if self.step <= SPIN_LIMIT {
-            for _ in 0..1u32 << self.step {
+        if self.step < SPIN_ATTEMPTS {
+            for _ in 0..PAUSES_PER_ATTEMPT {
                 std::hint::spin_loop();
             }
         } else {
@@ -83,14 +111,15 @@ impl Backoff {
             #[cfg(loom)]
             loom::thread::yield_now();
         }
-        if self.step <= YIELD_LIMIT {
+        if self.step < SPIN_ATTEMPTS + YIELD_ATTEMPTS {
             self.step += 1;
         }
     }
 
-    /// True once spinning has stopped paying off and the caller should park.
+    /// True once spinning and yielding have stopped paying off and the caller
+    /// should park.
     #[inline]
     pub(crate) fn is_completed(&self) -> bool {
-        cfg!(loom) || self.step > YIELD_LIMIT
+        cfg!(loom) || self.step >= SPIN_ATTEMPTS + YIELD_ATTEMPTS
     }
 }

@@ -24,7 +24,7 @@
 
 use super::side::SideGuard;
 use crate::error::{Fail, Rejected, Side};
-use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 
@@ -66,6 +66,9 @@ pub(crate) struct ArrayQueue<T, const MP: bool, const MC: bool> {
     send_guard: CachePadded<SideGuard>,
     /// Guards the single consumer side (unused when `MC`).
     recv_guard: CachePadded<SideGuard>,
+    /// Set by `close` after the CLOSED bit: lets receivers of an empty queue
+    /// check for a close without touching `tail`.
+    closed: CachePadded<AtomicBool>,
     buffer: Box<[Slot<T>]>,
     mask: u64,
 }
@@ -87,6 +90,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
             head: CachePadded::new(AtomicU64::new(0)),
             send_guard: CachePadded::new(SideGuard::new()),
             recv_guard: CachePadded::new(SideGuard::new()),
+            closed: CachePadded::new(AtomicBool::new(false)),
             buffer,
             mask,
         }
@@ -144,13 +148,20 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
                     }
                     Err(current) => {
                         tail = current;
-                        backoff.snooze();
+                        backoff.spin();
                     }
                 }
             } else if stamp < free(pos) {
                 // The slot still holds (or is about to hold) position
-                // `pos - capacity`: the queue is full.
-                return Err(Rejected::new(Fail::Full, value));
+                // `pos - capacity`. Full, unless a receiver already claimed
+                // that item and is just moving it out: then the slot frees in
+                // nanoseconds.
+                // Acquire: see `head`'s Release stores and CAS.
+                if self.head.load(Ordering::Acquire) + self.capacity() as u64 <= pos {
+                    return Err(Rejected::new(Fail::Full, value));
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
             } else {
                 // Another producer took `pos` already; catch up.
                 tail = self.tail.load(Ordering::Relaxed);
@@ -223,7 +234,7 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
                     }
                     Err(current) => {
                         head = current;
-                        backoff.snooze();
+                        backoff.spin();
                     }
                 }
             } else if stamp < published(head) {
@@ -270,6 +281,13 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
     /// closed and nothing was claimed beyond `head`, else `Empty`.
     #[inline]
     fn nothing_at(&self, head: u64) -> Result<T, Fail> {
+        // The read-mostly flag first: a receiver polling an empty queue must
+        // not keep pulling `tail`'s line away from the producers' CAS.
+        // Acquire: pairs with the Release store in `close`, made after the
+        // CLOSED bit.
+        if !self.closed.load(Ordering::Acquire) {
+            return Err(Fail::Empty);
+        }
         // Acquire: pairs with the AcqRel `fetch_or` of `close`.
         let tail = self.tail.load(Ordering::Acquire);
         if tail & CLOSED != 0 && tail >> 1 == head {
@@ -283,20 +301,24 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
     pub(crate) fn close(&self) -> bool {
         // AcqRel: Release carries the closer's prior writes to receivers; the
         // bit itself orders every claim before or after the close.
-        if MP {
-            return self.tail.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0;
-        }
-        // A single producer stores `tail` plainly: enter its side so that the
-        // store and our `fetch_or` cannot interleave.
-        let entered = self.send_guard.close_enter();
-        let was_open = self.tail.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0;
-        self.send_guard.close_exit(entered);
+        let was_open = if MP {
+            self.tail.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
+        } else {
+            // A single producer stores `tail` plainly: enter its side so that
+            // the store and our `fetch_or` cannot interleave.
+            let entered = self.send_guard.close_enter();
+            let was_open = self.tail.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0;
+            self.send_guard.close_exit(entered);
+            was_open
+        };
+        // Release: receivers that see the flag see the CLOSED bit too.
+        self.closed.store(true, Ordering::Release);
         was_open
     }
 
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.tail.load(Ordering::Acquire) & CLOSED != 0
+        self.closed.load(Ordering::Acquire) || self.tail.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// Items claimed and not yet consumed (a snapshot).
@@ -317,6 +339,9 @@ impl<T, const MP: bool, const MC: bool> ArrayQueue<T, MP, MC> {
         let head = self.head.load(Ordering::Acquire);
         if self.slot(head).stamp.load(Ordering::Acquire) >= published(head) {
             return true;
+        }
+        if !self.closed.load(Ordering::Acquire) {
+            return false;
         }
         let tail = self.tail.load(Ordering::Acquire);
         tail & CLOSED != 0 && tail >> 1 == head

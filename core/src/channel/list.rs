@@ -224,7 +224,7 @@ impl<T> List<T> {
                 Err(current) => {
                     tail = current;
                     block = self.tail.block.load(Ordering::Acquire);
-                    backoff.snooze();
+                    backoff.spin();
                 }
             }
         }
@@ -304,7 +304,7 @@ impl<T> List<T> {
                 Err(current) => {
                     head = current;
                     block = self.head.block.load(Ordering::Acquire);
-                    backoff.snooze();
+                    backoff.spin();
                 }
             }
         }
