@@ -85,8 +85,25 @@ doc-nim:
 	    > $(ROOT)/build/nimdoc.log 2>&1; status=$$?; cat $(ROOT)/build/nimdoc.log; \
 	    test $$status -eq 0 && ! grep -q "Warning:" $(ROOT)/build/nimdoc.log
 
-bench: deps
-	@echo "benchmarks arrive with the channels issue"
+## One run of every channel benchmark, then a table of ratios to the peers
+## measured in the same run and a chart (build/bench/channels.png). Each
+## program shows its progress on stderr. NIMSYNC_BENCH_MESSAGES, _ROUNDS and
+## _PINGS (Rust, C) and NIMSYNC_BENCH_SCALE (Python, Nim) shrink it.
+BENCH := $(ROOT)/build/bench
+bench: deps build-rust build-python
+	@mkdir -p $(BENCH) && rm -f $(BENCH)/*.jsonl
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
+	cargo bench -q -p nimsync-core --bench channels > $(BENCH)/rust.jsonl
+	cc -O2 -Wall -Wextra bench/c_channels.c -Iinclude -L$(LIBDIR) -lnimsync -lpthread \
+	    -Wl,-rpath,$(LIBDIR) -o $(BENCH)/c_channels
+	cc -O2 -Wall -Wextra bench/c_channels.c -Iinclude $(LIBDIR)/libnimsync.a -lpthread -ldl -lm \
+	    -o $(BENCH)/c_channels_static
+	$(BENCH)/c_channels > $(BENCH)/c.jsonl
+	$(BENCH)/c_channels_static "nimsync C ABI static" >> $(BENCH)/c.jsonl
+	$(PYTHON) python/bench/bench_channels.py > $(BENCH)/python.jsonl
+	cd nim && nim c $(NIMFLAGS) --outdir:$(BENCH) bench/bench_channels.nim
+	$(BENCH)/bench_channels > $(BENCH)/nim.jsonl
+	@$(PYTHON) bench/report.py $(BENCH)
 
 clean:
 	cargo clean

@@ -101,7 +101,9 @@ impl Backoff {
     /// Waits a moment before the next attempt: spins, later yields the CPU.
     #[inline]
     pub(crate) fn snooze(&mut self) {
-        if self.step < SPIN_ATTEMPTS {
+        // Under loom every wait must yield: a spin that only re-reads an
+        // atomic would be explored iteration by iteration.
+        if self.step < SPIN_ATTEMPTS && !cfg!(loom) {
             for _ in 0..PAUSES_PER_ATTEMPT {
                 std::hint::spin_loop();
             }

@@ -190,11 +190,55 @@ pub extern "C" fn nimsync_channel_free(channel: *mut nimsync_channel) {
     });
 }
 
+// The item functions try the operation once inline, with no error
+// reporting, and fall back to an out-of-line path for everything else (NULL
+// arguments, a full or empty channel, close, waiting): the common case then
+// costs one call with a small frame, close to the core's inlined fast path.
+
+/// Runs a fast path; a panic counts as "not done", and the slow path that
+/// follows reports it properly.
+#[inline(always)]
+fn fast<R>(body: impl FnOnce() -> Option<R>) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).ok().flatten()
+}
+
+/// Borrows a handle if it is not NULL (the slow path reports NULL).
+#[inline(always)]
+fn live<'a>(channel: *const nimsync_channel) -> Option<&'a nimsync_channel> {
+    // SAFETY: as for `arg`: non-NULL handles are live (caller contract).
+    unsafe { channel.as_ref() }
+}
+
+/// Receives an item that is there right now into `*out_item`.
+#[inline(always)]
+fn recv_fast(channel: *const nimsync_channel, out_item: *mut usize) -> bool {
+    fast(|| {
+        if out_item.is_null() {
+            return None;
+        }
+        let item = live(channel)?.channel.take()?;
+        // SAFETY: `out_item` is non-NULL and points to writable memory
+        // (caller contract, as for `out`).
+        unsafe { *out_item = item };
+        Some(())
+    })
+    .is_some()
+}
+
 /// Sends `item` without blocking. Returns `NIMSYNC_STATUS_FULL`,
 /// `NIMSYNC_STATUS_CLOSED` or `NIMSYNC_STATUS_BUSY` if it could not; the item
 /// then stays with the caller.
 #[no_mangle]
 pub extern "C" fn nimsync_channel_try_send(channel: *const nimsync_channel, item: usize) -> nimsync_status {
+    if fast(|| Some(live(channel)?.channel.offer(item).is_ok())) == Some(true) {
+        return nimsync_status::Ok;
+    }
+    try_send_slow(channel, item)
+}
+
+#[cold]
+#[inline(never)]
+fn try_send_slow(channel: *const nimsync_channel, item: usize) -> nimsync_status {
     guard(|| arg(channel, "channel")?.channel.try_send(item).map_err(|e| e.error.into()))
 }
 
@@ -203,6 +247,15 @@ pub extern "C" fn nimsync_channel_try_send(channel: *const nimsync_channel, item
 /// with the caller).
 #[no_mangle]
 pub extern "C" fn nimsync_channel_send(channel: *const nimsync_channel, item: usize) -> nimsync_status {
+    if fast(|| Some(live(channel)?.channel.offer(item).is_ok())) == Some(true) {
+        return nimsync_status::Ok;
+    }
+    send_slow(channel, item)
+}
+
+#[cold]
+#[inline(never)]
+fn send_slow(channel: *const nimsync_channel, item: usize) -> nimsync_status {
     guard(|| arg(channel, "channel")?.channel.send(item).map_err(|e| e.error.into()))
 }
 
@@ -228,6 +281,15 @@ pub extern "C" fn nimsync_channel_send_timeout(
 /// channel is closed and drained.
 #[no_mangle]
 pub extern "C" fn nimsync_channel_try_recv(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
+    if recv_fast(channel, out_item) {
+        return nimsync_status::Ok;
+    }
+    try_recv_slow(channel, out_item)
+}
+
+#[cold]
+#[inline(never)]
+fn try_recv_slow(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;
@@ -240,6 +302,15 @@ pub extern "C" fn nimsync_channel_try_recv(channel: *const nimsync_channel, out_
 /// Returns `NIMSYNC_STATUS_CLOSED` once the channel is closed and drained.
 #[no_mangle]
 pub extern "C" fn nimsync_channel_recv(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
+    if recv_fast(channel, out_item) {
+        return nimsync_status::Ok;
+    }
+    recv_slow(channel, out_item)
+}
+
+#[cold]
+#[inline(never)]
+fn recv_slow(channel: *const nimsync_channel, out_item: *mut usize) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;

@@ -338,6 +338,38 @@ impl<T: Send> Channel<T> {
         Ok(v)
     }
 
+    /// Sends if a slot is free right now, otherwise hands the value back
+    /// without saying why (full, closed or busy: [`try_send`](Self::try_send)
+    /// tells). No error is built, so this is the cheapest non-blocking send,
+    /// for callers that keep their own slow path (the C ABI does).
+    ///
+    /// ```
+    /// use nimsync_core::{Channel, Mode};
+    /// let ch = Channel::new(1, Mode::Spsc).unwrap();
+    /// assert_eq!(ch.offer(1), Ok(()));
+    /// assert_eq!(ch.offer(2), Err(2));
+    /// ```
+    #[inline]
+    pub fn offer(&self, value: T) -> Result<(), T> {
+        self.push(value).map_err(|r| r.value)
+    }
+
+    /// Receives an item if one is there right now; `None` otherwise (empty,
+    /// closed or busy: [`try_recv`](Self::try_recv) tells which). The
+    /// receiving counterpart of [`offer`](Self::offer).
+    ///
+    /// ```
+    /// use nimsync_core::{Channel, Mode};
+    /// let ch = Channel::new(1, Mode::Spsc).unwrap();
+    /// assert_eq!(ch.take(), None);
+    /// ch.send(7).unwrap();
+    /// assert_eq!(ch.take(), Some(7));
+    /// ```
+    #[inline]
+    pub fn take(&self) -> Option<T> {
+        self.pop().ok()
+    }
+
     /// Receives without blocking: [`Error::Empty`] when nothing is there,
     /// [`Error::Closed`] when closed and drained.
     #[inline]
