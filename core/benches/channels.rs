@@ -256,7 +256,106 @@ fn impls() -> Vec<Impl> {
         Impl { name: "std::sync::mpsc", shapes: vec![("spsc", Some(std_mpsc)), ("mpsc", None), ("mpmc", None)] },
         Impl { name: "rtrb (spins)", shapes: vec![("spsc", Some(rtrb)), ("mpsc", None), ("mpmc", None)] },
         Impl { name: "tokio::sync::mpsc", shapes: vec![("spsc", Some(tokio_mpsc)), ("mpsc", None), ("mpmc", None)] },
+        Impl {
+            name: "nimsync C ABI (dlopen)",
+            shapes: [("spsc", 0u32), ("mpsc", 1), ("mpmc", 3)]
+                .into_iter()
+                .map(|(s, mode)| (s, c_abi::maker(mode)))
+                .collect(),
+        },
     ]
+}
+
+/// The same channel through `libnimsync.so`, loaded with `dlopen` so that this
+/// process measures the C ABI's cost beside the core in the same rounds. The
+/// library comes from `NIMSYNC_LIBRARY` or `target/release` (`cargo build
+/// --release -p nimsync-ffi`); without it, this implementation is skipped.
+mod c_abi {
+    use super::{Maker, Pair, CAPACITY};
+    use std::ffi::{c_void, CString};
+    use std::sync::OnceLock;
+
+    type New = unsafe extern "C" fn(usize, u32, *const c_void, *mut c_void, *mut *mut c_void) -> i32;
+    type SendFn = unsafe extern "C" fn(*const c_void, usize) -> i32;
+    type RecvFn = unsafe extern "C" fn(*const c_void, *mut usize) -> i32;
+    type Free = unsafe extern "C" fn(*mut c_void);
+
+    struct Lib {
+        new: New,
+        send: SendFn,
+        recv: RecvFn,
+        free: Free,
+    }
+
+    fn lib() -> Option<&'static Lib> {
+        static LIB: OnceLock<Option<Lib>> = OnceLock::new();
+        LIB.get_or_init(|| {
+            let path = std::env::var("NIMSYNC_LIBRARY").unwrap_or_else(|_| {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libnimsync.so").to_string()
+            });
+            let cpath = CString::new(path.clone()).ok()?;
+            // SAFETY: dlopen/dlsym with valid C strings; the symbols have the
+            // signatures of include/nimsync.h, and the library stays loaded.
+            unsafe {
+                let handle = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW);
+                if handle.is_null() {
+                    eprintln!("\n  (no {path}: the C ABI rows are skipped)");
+                    return None;
+                }
+                let sym = |name: &str| {
+                    let n = CString::new(name).unwrap();
+                    let p = libc::dlsym(handle, n.as_ptr());
+                    assert!(!p.is_null(), "{name} missing from {path}");
+                    p
+                };
+                Some(Lib {
+                    new: std::mem::transmute::<*mut c_void, New>(sym("nimsync_channel_new")),
+                    send: std::mem::transmute::<*mut c_void, SendFn>(sym("nimsync_channel_send")),
+                    recv: std::mem::transmute::<*mut c_void, RecvFn>(sym("nimsync_channel_recv")),
+                    free: std::mem::transmute::<*mut c_void, Free>(sym("nimsync_channel_free")),
+                })
+            }
+        })
+        .as_ref()
+    }
+
+    /// A channel handle shared by the endpoints; freed with the last one.
+    struct Handle(*mut c_void);
+    // SAFETY: nimsync channel handles are thread-safe (include/nimsync.h).
+    unsafe impl Send for Handle {}
+    // SAFETY: as above: every nimsync_channel_* function may be called from any thread.
+    unsafe impl Sync for Handle {}
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: the handle came from nimsync_channel_new and is freed once.
+            unsafe { (lib().expect("loaded").free)(self.0) }
+        }
+    }
+
+    pub(super) fn maker(mode: u32) -> Option<Maker> {
+        let lib = lib()?;
+        Some(Box::new(move || {
+            let mut raw = std::ptr::null_mut();
+            // SAFETY: valid arguments; the status is checked.
+            assert_eq!(unsafe { (lib.new)(CAPACITY, mode, std::ptr::null(), std::ptr::null_mut(), &mut raw) }, 0);
+            let handle = std::sync::Arc::new(Handle(raw));
+            Box::new(move || -> Pair {
+                let (h1, h2) = (handle.clone(), handle.clone());
+                (
+                    Box::new(move |v| {
+                        // SAFETY: a live handle.
+                        assert_eq!(unsafe { (lib.send)(h1.0, v as usize) }, 0);
+                    }),
+                    Box::new(move || {
+                        let mut v = 0usize;
+                        // SAFETY: a live handle and a valid out pointer.
+                        assert_eq!(unsafe { (lib.recv)(h2.0, &mut v) }, 0);
+                        v as u64
+                    }),
+                )
+            })
+        }))
+    }
 }
 
 /// Runs a future to completion on this thread, parking between polls (a
