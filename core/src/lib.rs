@@ -28,6 +28,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 mod barrier;
+pub mod cancel;
 pub mod channel;
 mod error;
 mod loop_waker;
@@ -39,6 +40,7 @@ mod wait_group;
 mod waiter;
 
 pub use barrier::uses_membarrier;
+pub use cancel::{CallbackGuard, CancelReason, CancelToken};
 pub use channel::{Channel, Mode, RecvFuture, SendFuture, MAX_CAPACITY};
 pub use error::{Error, SendError};
 pub use loop_waker::LoopWaker;

@@ -199,6 +199,7 @@ impl<'a, R> Select<'a, R> {
             if let Some(r) = (0..n).find_map(|k| self.cases[(first + k) % n].attempt()) {
                 return Ok(r);
             }
+            opts.cancelled()?;
             if let Some(d) = opts.deadline {
                 if Instant::now() >= d {
                     return Err(Error::Timeout);
@@ -234,7 +235,7 @@ impl<'a, R> Select<'a, R> {
                 sel
             });
             first = match sel {
-                Selected::Interrupted => return Err(Error::Interrupted),
+                Selected::Interrupted => return Err(opts.stop_error()),
                 // Try the case whose notifier chose us first, so its wake-up
                 // is not spent on another case.
                 Selected::Operation(token) => token - FIRST_OPERATION,

@@ -14,6 +14,7 @@
 //! asymmetric barriers of [`crate::barrier`].
 
 use crate::barrier;
+use crate::cancel::CancelToken;
 use crate::park::{Parker, Wake};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
 use std::collections::VecDeque;
@@ -76,6 +77,9 @@ pub struct WaitOptions<'a> {
     /// wait with [`crate::Error::Interrupted`]. Bindings use it to run the host
     /// language's signal handlers (Python's `KeyboardInterrupt`).
     pub interrupt: Option<&'a dyn Fn() -> bool>,
+    /// Give up with [`crate::Error::Cancelled`] (or [`crate::Error::Timeout`]
+    /// for a deadline token) as soon as this token is cancelled.
+    pub cancel: Option<&'a CancelToken>,
 }
 
 impl<'a> WaitOptions<'a> {
@@ -101,6 +105,27 @@ impl<'a> WaitOptions<'a> {
         self.interrupt = Some(hook);
         self
     }
+
+    /// Stop waiting when `token` is cancelled (see [`crate::cancel`]).
+    pub fn cancel(mut self, token: &'a CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The cancel token's error, if it has fired.
+    #[inline]
+    pub(crate) fn cancelled(&self) -> Result<(), crate::Error> {
+        match self.cancel {
+            Some(t) if t.is_cancelled() => t.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why a wait that `wait_until` reported as interrupted stopped: the
+    /// cancel token, or the interrupt hook.
+    pub(crate) fn stop_error(&self) -> crate::Error {
+        self.cancelled().err().unwrap_or(crate::Error::Interrupted)
+    }
 }
 
 impl std::fmt::Debug for WaitOptions<'_> {
@@ -108,6 +133,7 @@ impl std::fmt::Debug for WaitOptions<'_> {
         f.debug_struct("WaitOptions")
             .field("deadline", &self.deadline)
             .field("interrupt", &self.interrupt.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -176,6 +202,7 @@ impl Context {
         }
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     fn reset(&self) {
         // Relaxed: only this thread uses the context while nobody else holds it.
         self.inner.select.store(WAITING, Ordering::Relaxed);
@@ -225,20 +252,20 @@ impl Context {
     /// selection is returned with `true`: the caller must give up all the
     /// same and pass the wake-up on (the hook has run the host's signal
     /// handler; its exception must not be swallowed, nor the wake-up lost).
+    ///
+    /// A cancelled token counts as an interrupt: its callback unparks the
+    /// thread, which then gives up like an interrupted one.
     pub(crate) fn wait_until(&self, opts: &WaitOptions<'_>) -> (Selected, bool) {
+        let _wake_on_cancel = opts.cancel.map(|token| {
+            let cx = self.clone();
+            token.on_cancel(move |_| cx.unpark())
+        });
         loop {
             let sel = self.selected();
             if sel != Selected::Waiting {
                 return (sel, false);
             }
-            let giving_up = match self.parker().park(opts.deadline) {
-                Wake::TimedOut => Some(Selected::Aborted),
-                Wake::Interrupted => match opts.interrupt {
-                    Some(hook) if hook() => Some(Selected::Interrupted),
-                    _ => None,
-                },
-                Wake::Notified | Wake::Spurious => None,
-            };
+            let giving_up = if opts.cancelled().is_err() { Some(Selected::Interrupted) } else { self.park_once(opts) };
             if let Some(reason) = giving_up {
                 // Either we give up, or a notifier got here first and we
                 // honour its selection.
@@ -248,6 +275,18 @@ impl Context {
                     Err(sel) => (sel, interrupted),
                 };
             }
+        }
+    }
+
+    /// Parks once; returns the reason to give up, if there is one.
+    fn park_once(&self, opts: &WaitOptions<'_>) -> Option<Selected> {
+        match self.parker().park(opts.deadline) {
+            Wake::TimedOut => Some(Selected::Aborted),
+            Wake::Interrupted => match opts.interrupt {
+                Some(hook) if hook() => Some(Selected::Interrupted),
+                _ => None,
+            },
+            Wake::Notified | Wake::Spurious => None,
         }
     }
 }
@@ -359,6 +398,7 @@ pub(crate) fn block_on<R>(
         if let Some(r) = attempt() {
             return Ok(r);
         }
+        opts.cancelled()?;
         if let Some(d) = opts.deadline {
             if Instant::now() >= d {
                 return Err(crate::Error::Timeout);
@@ -390,7 +430,7 @@ pub(crate) fn block_on<R>(
             sel
         });
         match sel {
-            Selected::Interrupted => return Err(crate::Error::Interrupted),
+            Selected::Interrupted => return Err(opts.stop_error()),
             // Aborted (deadline or already ready) and notified alike: retry; the
             // deadline check above turns a passed deadline into Timeout after one
             // last attempt.

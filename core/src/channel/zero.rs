@@ -150,7 +150,7 @@ impl<T> Zero<T> {
             let error = if inner.closed {
                 Error::Closed
             } else if sel == Selected::Interrupted {
-                Error::Interrupted
+                opts.stop_error()
             } else {
                 Error::Timeout
             };
@@ -191,14 +191,14 @@ impl<T> Zero<T> {
                     drop(inner);
                     receivers.notify_one();
                 }
-                return Err(Error::Interrupted);
+                return Err(opts.stop_error());
             }
             let mut inner = lock(&self.inner);
             inner.wants.retain(|h| !h.cx.same(cx));
             Err(if inner.closed {
                 Error::Closed
             } else if sel == Selected::Interrupted {
-                Error::Interrupted
+                opts.stop_error()
             } else {
                 Error::Timeout
             })
