@@ -71,7 +71,7 @@ lint:
 ## Model-checks the lock-free protocols with loom, three preemptions deep
 ## (`make test` runs the same models two deep to stay fast).
 loom:
-	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel --test loom_cancel
+	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel --test loom_cancel --lib
 
 doc: doc-rust doc-nim
 

@@ -85,7 +85,7 @@ run rustfmt count_check cargo fmt --all -- --check
 run clippy count_check cargo clippy --workspace --all-targets -- -D warnings
 run cargo-test count_cargo cargo test --workspace --exclude nimsync-python
 run loom count_cargo env LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release \
-    --target-dir target/loom --test loom_channel --test loom_cancel
+    --target-dir target/loom --test loom_channel --test loom_cancel --lib
 run rustdoc count_check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # --- C ABI ------------------------------------------------------------------
