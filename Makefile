@@ -85,8 +85,9 @@ doc-nim:
 	    > $(ROOT)/build/nimdoc.log 2>&1; status=$$?; cat $(ROOT)/build/nimdoc.log; \
 	    test $$status -eq 0 && ! grep -q "Warning:" $(ROOT)/build/nimdoc.log
 
-## One run of every channel benchmark, then a table of ratios to the peers
-## measured in the same run and a chart (build/bench/channels.png). Each
+## One run of every benchmark (channels; spawning and fork-join), then a table
+## of ratios to the peers measured in the same run and a chart
+## (build/bench/nimsync-bench.png). Each
 ## program shows its progress on stderr. NIMSYNC_BENCH_MESSAGES, _ROUNDS and
 ## _PINGS (Rust, C) and NIMSYNC_BENCH_SCALE (Python, Nim) shrink it.
 BENCH := $(ROOT)/build/bench
@@ -94,6 +95,9 @@ bench: deps build-rust build-python
 	@mkdir -p $(BENCH) && rm -f $(BENCH)/*.jsonl
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
 	cargo bench -q -p nimsync-core --bench channels > $(BENCH)/rust.jsonl
+	cargo bench -q -p nimsync-core --bench tasks >> $(BENCH)/rust.jsonl
+	@command -v go >/dev/null || apt-get install -y -qq golang-go
+	cd bench/go && GOCACHE=$(BENCH)/gocache go run tasks.go > $(BENCH)/go.jsonl
 	cc -O2 -Wall -Wextra bench/c_channels.c -Iinclude -L$(LIBDIR) -lnimsync -lpthread \
 	    -Wl,-rpath,$(LIBDIR) -o $(BENCH)/c_channels
 	cc -O2 -Wall -Wextra bench/c_channels.c -Iinclude $(LIBDIR)/libnimsync.a -lpthread -ldl -lm \

@@ -6,7 +6,7 @@ files, prints each suite as a table with ratios to the reference implementation 
 the same run, checks the targets the project set itself, and draws the same numbers
 as a PNG chart (matplotlib, when it is installed).
 
-    python bench/report.py build/bench            # table + build/bench/channels.png
+    python bench/report.py build/bench            # table + build/bench/nimsync-bench.png
     python bench/report.py build/bench --no-chart # table only
 """
 
@@ -26,7 +26,7 @@ class Result:
     metric: str
     case: str
     impl: str
-    value: float  # million msgs/s for throughput, ns for latencies and op costs
+    value: float  # millions per second for throughput, ns for latencies and op costs, ms for runs
     p99: Optional[float] = None
     oversubscribed: bool = False
     cores: int = 0
@@ -42,9 +42,9 @@ def load(directory: Path) -> list[Result]:
                 r = json.loads(line)
             except json.JSONDecodeError as e:
                 raise SystemExit(f"{path}:{line_no}: not JSON ({e}): {line!r}")
-            value = r.get("mps", r.get("median_ns", r.get("ns")))
+            value = next((r[k] for k in ("mps", "median_ns", "ns", "ms") if k in r), None)
             if value is None:
-                raise SystemExit(f"{path}:{line_no}: no mps, median_ns or ns field")
+                raise SystemExit(f"{path}:{line_no}: no mps, median_ns, ns or ms field")
             results.append(
                 Result(
                     suite=r["suite"],
@@ -115,6 +115,18 @@ SECTIONS: list[tuple[str, Callable[[Result], bool], dict[str, tuple[str, str]], 
         {"pingpong": ("nim", "system Channel")},
         False,
     ),
+    (
+        "Spawn and join 1,000,000 empty tasks (M tasks/s; ratio to rayon scope)",
+        lambda r: r.metric == "spawn",
+        {"spawn+join 1M": ("rust", "rayon scope")},
+        True,
+    ),
+    (
+        "fib(30), fork-join above n = 20 (ms; ratio to rayon::join)",
+        lambda r: r.metric == "fib_ms",
+        {"fib(30) cutoff 20": ("rust", "rayon::join")},
+        False,
+    ),
 ]
 
 
@@ -157,6 +169,9 @@ TARGETS = [
     ("Python >= 5x queue.Queue (2 threads)", ("python", "throughput", "threads", "nimsync.Channel spsc"), ("python", "throughput", "threads", "queue.Queue"), 5.0),
     ("Python >= 2x asyncio.Queue (one loop)", ("python", "throughput", "asyncio", "nimsync aio"), ("python", "throughput", "asyncio", "asyncio.Queue"), 2.0),
     ("Nim >= 5x system Channel (ints)", ("nim", "throughput", "ints", "nimsync spsc"), ("nim", "throughput", "ints", "system Channel"), 5.0),
+    ("TaskGroup spawn >= 1.0x rayon scope", ("rust", "spawn", "spawn+join 1M", "nimsync TaskGroup"), ("rust", "spawn", "spawn+join 1M", "rayon scope"), 1.0),
+    # Times: the ratio is rayon's time over ours, so "within 1.2x" is >= 1/1.2.
+    ("fib within 1.2x of rayon::join", ("rust", "fib_ms", "fib(30) cutoff 20", "rayon::join"), ("rust", "fib_ms", "fib(30) cutoff 20", "nimsync join"), 1 / 1.2),
 ]
 
 
@@ -206,7 +221,7 @@ def chart(results: list[Result], path: Path) -> bool:
             ax.set_yscale("log")  # peers an order of magnitude apart stay readable
         ax.legend(fontsize=6, ncol=3, loc="upper right")
     cores = max((r.cores for r in results), default=0)
-    fig.suptitle(f"nimsync channels beside their peers, one run, {cores} cores", fontsize=11)
+    fig.suptitle(f"nimsync beside its peers, one run, {cores} cores", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=110)
     return True
@@ -223,7 +238,7 @@ def main() -> None:
     print_tables(results)
     check_targets(results)
     if not args.no_chart:
-        png = args.directory / "channels.png"
+        png = args.directory / "nimsync-bench.png"
         if chart(results, png):
             print(f"chart: {png}")
 

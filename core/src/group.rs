@@ -277,16 +277,55 @@ impl TaskGroup {
         T: Send + 'static,
         F: FnOnce(&CancelToken) -> Result<T, BoxError> + Send + 'static,
     {
+        let slot = Arc::new(Mutex::new(None));
+        let keep = slot.clone();
+        let index = self.submit(move |inner, index| {
+            if let Some(v) = inner.run(index, task) {
+                *lock(&keep) = Some(v);
+            }
+        });
+        TaskHandle { slot, index }
+    }
+
+    /// Starts `task` in the group without a result handle (Go's
+    /// `errgroup.Go`): the cheapest spawn. Failures are reported by `join`
+    /// like those of [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// use nimsync_core::TaskGroup;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// let sum = Arc::new(AtomicU64::new(0));
+    /// let group = TaskGroup::new();
+    /// for i in 1..=100 {
+    ///     let sum = sum.clone();
+    ///     group.go(move |_| {
+    ///         sum.fetch_add(i, Ordering::Relaxed);
+    ///         Ok(())
+    ///     });
+    /// }
+    /// group.join().unwrap();
+    /// assert_eq!(sum.load(Ordering::Relaxed), 5050);
+    /// ```
+    pub fn go<F>(&self, task: F)
+    where
+        F: FnOnce(&CancelToken) -> Result<(), BoxError> + Send + 'static,
+    {
+        self.submit(move |inner, index| {
+            inner.run(index, task);
+        });
+    }
+
+    /// Counts, wraps and schedules one task; returns its spawn index.
+    fn submit(&self, body: impl FnOnce(&Inner, usize) + Send + 'static) -> usize {
         let inner = &self.inner;
         // Relaxed: only uniqueness and order of spawns from one thread matter.
         let index = inner.spawned.fetch_add(1, Ordering::Relaxed);
-        let slot = Arc::new(Mutex::new(None));
         inner.pending.add(1);
         let job: Task = {
             let inner = self.inner.clone();
-            let slot = slot.clone();
             Box::new(move || {
-                inner.run(index, task, &slot);
+                body(&inner, index);
                 inner.finish();
             })
         };
@@ -303,7 +342,7 @@ impl TaskGroup {
             }
             None => inner.scheduler.spawn_task(job),
         }
-        TaskHandle { slot, index }
+        index
     }
 
     /// Waits until every task has finished; `Ok` if none failed and the group
@@ -340,28 +379,26 @@ impl TaskGroup {
 }
 
 impl Inner {
-    fn run<T, F>(&self, index: usize, task: F, slot: &Mutex<Option<T>>)
+    /// Runs one task unless the group is cancelled; records a failure.
+    fn run<T, F>(&self, index: usize, task: F) -> Option<T>
     where
         F: FnOnce(&CancelToken) -> Result<T, BoxError>,
     {
         if self.token.is_cancelled() {
             // Relaxed: a count read after join's wait, which orders it.
             self.skipped.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&self.token)));
         let failure = match outcome {
-            Ok(Ok(v)) => {
-                *lock(slot) = Some(v);
-                return;
-            }
+            Ok(Ok(v)) => return Some(v),
             Ok(Err(e)) => {
                 // A task that stopped because the group was cancelled is not a
                 // failure of its own.
                 if self.token.is_cancelled()
                     && matches!(e.downcast_ref::<Error>(), Some(Error::Cancelled | Error::Timeout))
                 {
-                    return;
+                    return None;
                 }
                 TaskFailure::Failed(e)
             }
@@ -373,6 +410,7 @@ impl Inner {
         };
         lock(&self.errors).push(TaskError { task: index, failure });
         self.token.cancel(&message);
+        None
     }
 
     fn finish(&self) {
