@@ -100,9 +100,47 @@ typedef uint32_t nimsync_select_op;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Why a token was cancelled, as reported by `nimsync_cancel_token_reason`
+// and passed to a `nimsync_cancel_fn`.
+enum nimsync_cancel_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The token is not cancelled.
+  NIMSYNC_CANCEL_REASON_NONE = 0,
+  // `nimsync_cancel_token_cancel` was called on the token or an ancestor;
+  // `nimsync_cancel_token_message` returns its message.
+  NIMSYNC_CANCEL_REASON_REQUESTED = 1,
+  // The deadline of the token or of an ancestor passed
+  // (`nimsync_cancel_token_with_timeout`). Blocking operations watching
+  // the token end with `NIMSYNC_STATUS_TIMEOUT`.
+  NIMSYNC_CANCEL_REASON_DEADLINE_EXCEEDED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nimsync_cancel_reason nimsync_cancel_reason;
+#else
+typedef uint32_t nimsync_cancel_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // One pending async receive or send, identified to its loop by a token.
 // Use an operation from one thread at a time.
 typedef struct nimsync_async_op nimsync_async_op;
+
+// A registered cancel callback (`nimsync_cancel_token_on_cancel`); free it
+// with `nimsync_cancel_callback_free`.
+typedef struct nimsync_cancel_callback nimsync_cancel_callback;
+
+// A cancellation token: one node of a tree of tokens.
+//
+// Create a root with `nimsync_cancel_token_new`, derive children with
+// `nimsync_cancel_token_child`, `_shielded` and `_with_timeout`, take extra
+// references with `nimsync_cancel_token_clone` and release each with
+// `nimsync_cancel_token_free`. Every function is thread-safe. A child does
+// not keep its parent alive, and freeing a parent does not cancel it.
+typedef struct nimsync_cancel_token nimsync_cancel_token;
 
 // A channel of `uintptr_t` items (integers, or pointers the caller owns).
 //
@@ -116,6 +154,10 @@ typedef struct nimsync_channel nimsync_channel;
 // A readiness file descriptor for one event loop, plus the tokens of the
 // operations woken since the last drain. Thread-safe.
 typedef struct nimsync_loop_waker nimsync_loop_waker;
+
+// A cancel callback: called once with the `ctx` given to
+// `nimsync_cancel_token_on_cancel` and the `nimsync_cancel_reason`.
+typedef void (*nimsync_cancel_fn)(void *ctx, uint32_t reason);
 
 // Called with each item still inside a channel when its last handle is
 // freed, and with `drop_ctx` as given to `nimsync_channel_new`. It runs on
@@ -200,6 +242,140 @@ nimsync_status nimsync_channel_poll_send(const nimsync_channel *channel,
                                          const nimsync_async_op *op,
                                          uintptr_t item);
 
+// Creates a root token (cancelled only by `nimsync_cancel_token_cancel` on
+// it) and stores it in `*out_token`.
+//
+// ```c
+// nimsync_cancel_token *root, *job;
+// nimsync_cancel_token_new(&root);
+// nimsync_cancel_token_child(root, &job);
+// nimsync_cancel_token_cancel(root, "shutting down", NULL); /* job is cancelled too */
+// nimsync_cancel_token_free(job);
+// nimsync_cancel_token_free(root);
+// ```
+nimsync_status nimsync_cancel_token_new(nimsync_cancel_token **out_token);
+
+// Creates a child of `parent` in `*out_token`: cancelled when `parent` (or
+// any ancestor) is, with the same reason, or on its own. A child of a
+// cancelled parent starts cancelled.
+nimsync_status nimsync_cancel_token_child(const nimsync_cancel_token *parent,
+                                          nimsync_cancel_token **out_token);
+
+// Creates in `*out_token` a token that `parent` does *not* cancel: a shield
+// for work that must finish (cleanup, a final write) while its surroundings
+// are cancelled. It can still be cancelled directly, and its own children
+// follow it as usual.
+nimsync_status nimsync_cancel_token_shielded(const nimsync_cancel_token *parent,
+                                             nimsync_cancel_token **out_token);
+
+// Creates in `*out_token` a child of `parent` that is cancelled with
+// `NIMSYNC_CANCEL_REASON_DEADLINE_EXCEEDED` `timeout_ns` nanoseconds from now
+// (at once for 0; never for `NIMSYNC_WAIT_FOREVER`), or earlier with
+// `parent`. Blocking operations watching it end with
+// `NIMSYNC_STATUS_TIMEOUT`. One library timer thread, sleeping until the
+// earliest deadline, serves every such token; freeing the token withdraws
+// its deadline.
+//
+// ```c
+// nimsync_cancel_token *within_50ms;
+// nimsync_cancel_token_with_timeout(root, 50 * 1000000ull, &within_50ms);
+// nimsync_status s = nimsync_channel_recv_with(ch, &item, NIMSYNC_WAIT_FOREVER, within_50ms);
+// /* s == NIMSYNC_STATUS_TIMEOUT if nothing arrived within 50 ms */
+// ```
+nimsync_status nimsync_cancel_token_with_timeout(const nimsync_cancel_token *parent,
+                                                 uint64_t timeout_ns,
+                                                 nimsync_cancel_token **out_token);
+
+// Takes another reference to `token` and stores it in `*out_token`. Each
+// reference is released with its own `nimsync_cancel_token_free`.
+nimsync_status nimsync_cancel_token_clone(const nimsync_cancel_token *token,
+                                          nimsync_cancel_token **out_token);
+
+// Releases one reference to a token. Freeing does not cancel: children
+// stay usable, and threads waiting on them keep waiting. The last reference
+// withdraws the token's deadline and its callbacks that have not run. NULL
+// is ignored; using the handle afterwards, or freeing it twice, is
+// undefined behaviour.
+void nimsync_cancel_token_free(nimsync_cancel_token *token);
+
+// Cancels `token` and all its descendants with
+// `NIMSYNC_CANCEL_REASON_REQUESTED` and `message` (copied; NULL means "").
+// Their callbacks run on this thread before the call returns, and threads
+// blocked in operations watching them return `NIMSYNC_STATUS_CANCELLED`.
+//
+// `*out_was_first` (`out_was_first` may be NULL) is true if this call
+// cancelled the token, false if it already was — the first reason stands.
+nimsync_status nimsync_cancel_token_cancel(const nimsync_cancel_token *token,
+                                           const char *message,
+                                           bool *out_was_first);
+
+// Whether `token` is cancelled (one atomic load). False for NULL.
+bool nimsync_cancel_token_is_cancelled(const nimsync_cancel_token *token);
+
+// The status a blocking operation watching `token` would end with now:
+// `NIMSYNC_STATUS_OK` while it is not cancelled, `NIMSYNC_STATUS_CANCELLED`
+// (the message has the cancel message) or `NIMSYNC_STATUS_TIMEOUT` (a
+// deadline) once it is. For loops that check between steps of their work.
+nimsync_status nimsync_cancel_token_check(const nimsync_cancel_token *token);
+
+// Stores in `*out_reason` why `token` was cancelled, a
+// `nimsync_cancel_reason` (`NIMSYNC_CANCEL_REASON_NONE` while it is not).
+nimsync_status nimsync_cancel_token_reason(const nimsync_cancel_token *token, uint32_t *out_reason);
+
+// Copies the message `token` was cancelled with into `buffer`, the way
+// `snprintf` does: at most `capacity - 1` bytes and a terminating NUL
+// (nothing when `capacity` is 0; `buffer` may then be NULL). The message
+// is "" while the token is not cancelled or when a deadline cancelled it.
+//
+// `*out_len` (`out_len` may be NULL) receives the whole message's length in
+// bytes, without the NUL: if it is `>= capacity` the copy was cut short,
+// and a buffer of `*out_len + 1` bytes holds it all. The copy belongs to
+// the caller, so it stays valid whatever happens to the token.
+//
+// ```c
+// char text[128];
+// size_t len;
+// nimsync_cancel_token_message(token, text, sizeof text, &len);
+// ```
+nimsync_status nimsync_cancel_token_message(const nimsync_cancel_token *token,
+                                            char *buffer,
+                                            size_t capacity,
+                                            size_t *out_len);
+
+// Registers `callback` to run once, with `ctx` and the
+// `nimsync_cancel_reason`, when `token` is cancelled, and stores the
+// registration in `*out_guard`.
+//
+// The callback runs on the thread that cancels (inside
+// `nimsync_cancel_token_cancel` on the token or an ancestor, or on the
+// library's timer thread for a deadline), or at once, on this thread,
+// before this call returns, if the token already is cancelled. It must not
+// block and must not wait for other threads; it may call nimsync functions
+// (cancel other tokens, send without blocking).
+//
+// Release the registration with `nimsync_cancel_callback_free`, which also
+// withdraws the callback if it has not run — so `ctx` must stay valid
+// until then.
+//
+// ```c
+// static void wake(void *ctx, uint32_t reason) { write(*(int *)ctx, "x", 1); }
+// nimsync_cancel_callback *cb;
+// nimsync_cancel_token_on_cancel(token, wake, &pipe_fd, &cb);
+// ...
+// nimsync_cancel_callback_free(cb);
+// ```
+nimsync_status nimsync_cancel_token_on_cancel(const nimsync_cancel_token *token,
+                                              nimsync_cancel_fn callback,
+                                              void *ctx,
+                                              nimsync_cancel_callback **out_guard);
+
+// Releases a callback registration. If the callback has not run, it is
+// withdrawn and will not run; if it is running on another thread right
+// now, this waits until it returns. After this call the callback is not
+// running (except when called from inside that very callback) and never
+// will, so its `ctx` may be freed. NULL is ignored.
+void nimsync_cancel_callback_free(nimsync_cancel_callback *guard);
+
 // Creates a channel holding at least `capacity` items (rounded up to a power
 // of two) in the given `mode` (a `nimsync_channel_mode` value), and stores
 // the handle in `*out`. A capacity of 0 with `NIMSYNC_CHANNEL_MODE_MPMC`
@@ -263,6 +439,26 @@ nimsync_status nimsync_channel_send_timeout(const nimsync_channel *channel,
                                             uintptr_t item,
                                             uint64_t timeout_ns);
 
+// Sends `item` like `nimsync_channel_send_timeout`, and also gives up as
+// soon as `token` (may be NULL: no token) is cancelled: with
+// `NIMSYNC_STATUS_CANCELLED` (the message has the cancel message), or
+// `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled it
+// (`nimsync_cancel_token_with_timeout`). On every failure the item stays
+// with the caller.
+//
+// The token is consulted when the send has to wait: a send that can
+// complete at once completes even if the token is already cancelled (check
+// it with `nimsync_cancel_token_check` first to refuse that).
+//
+// ```c
+// nimsync_status s = nimsync_channel_send_with(ch, item, NIMSYNC_WAIT_FOREVER, job);
+// if (s == NIMSYNC_STATUS_CANCELLED) release(item);
+// ```
+nimsync_status nimsync_channel_send_with(const nimsync_channel *channel,
+                                         uintptr_t item,
+                                         uint64_t timeout_ns,
+                                         const nimsync_cancel_token *token);
+
 // Receives an item into `*out_item` without blocking. Returns
 // `NIMSYNC_STATUS_EMPTY` if there is none, `NIMSYNC_STATUS_CLOSED` if the
 // channel is closed and drained.
@@ -278,6 +474,28 @@ nimsync_status nimsync_channel_recv(const nimsync_channel *channel, uintptr_t *o
 nimsync_status nimsync_channel_recv_timeout(const nimsync_channel *channel,
                                             uintptr_t *out_item,
                                             uint64_t timeout_ns);
+
+// Receives an item into `*out_item` like `nimsync_channel_recv_timeout`,
+// and also gives up as soon as `token` (may be NULL: no token) is
+// cancelled: with `NIMSYNC_STATUS_CANCELLED` (the message has the cancel
+// message), or `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled it. A
+// blocked thread is woken by the cancellation itself, not by polling.
+//
+// The token is consulted when the receive has to wait: an item that is
+// already there is received even if the token is cancelled.
+//
+// ```c
+// uintptr_t item;
+// switch (nimsync_channel_recv_with(ch, &item, NIMSYNC_WAIT_FOREVER, job)) {
+// case NIMSYNC_STATUS_OK: handle(item); break;
+// case NIMSYNC_STATUS_CANCELLED: return; /* another thread cancelled `job` */
+// default: ...
+// }
+// ```
+nimsync_status nimsync_channel_recv_with(const nimsync_channel *channel,
+                                         uintptr_t *out_item,
+                                         uint64_t timeout_ns,
+                                         const nimsync_cancel_token *token);
 
 // Closes the channel: later sends return `NIMSYNC_STATUS_CLOSED`, threads
 // blocked in send or receive wake up, receivers get the remaining items and
@@ -335,6 +553,25 @@ nimsync_status nimsync_select(const nimsync_select_case *cases,
                               uint64_t timeout_ns,
                               uintptr_t *out_index,
                               uintptr_t *out_item);
+
+// `nimsync_select` that also gives up as soon as `token` (may be NULL: no
+// token) is cancelled: with `NIMSYNC_STATUS_CANCELLED` (the message has the
+// cancel message), or `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled
+// it; no case is chosen then, `*out_index` is left alone and the items of
+// send cases stay with the caller. The token is consulted when the select
+// has to wait: a case that is ready at once completes even if the token is
+// already cancelled, and a `timeout_ns` of 0 never waits.
+//
+// ```c
+// nimsync_status s = nimsync_select_with(cases, 2, NIMSYNC_WAIT_FOREVER, job, &which, &item);
+// if (s == NIMSYNC_STATUS_CANCELLED) return;
+// ```
+nimsync_status nimsync_select_with(const nimsync_select_case *cases,
+                                   uintptr_t n_cases,
+                                   uint64_t timeout_ns,
+                                   const nimsync_cancel_token *token,
+                                   uintptr_t *out_index,
+                                   uintptr_t *out_item);
 
 // Returns the name of a status code (`"NIMSYNC_STATUS_FULL"`), or
 // `"NIMSYNC_STATUS_UNKNOWN"` for a value that is not one. The string is

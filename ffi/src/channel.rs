@@ -1,7 +1,8 @@
 //! `nimsync_channel_*`: bounded channels of `uintptr_t` items.
 
+use crate::cancel::{nimsync_cancel_token, token_opt, wait_fail};
 use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
-use nimsync_core::{Channel, Mode, WaitOptions};
+use nimsync_core::{CancelToken, Channel, Mode, WaitOptions};
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,13 +10,17 @@ use std::time::{Duration, Instant};
 /// Pass as a `timeout_ns` to wait without limit.
 pub const NIMSYNC_WAIT_FOREVER: u64 = u64::MAX;
 
-/// The wait of a `timeout_ns` argument.
-pub(crate) fn wait_options(timeout_ns: u64) -> WaitOptions<'static> {
+/// The wait of a `timeout_ns` argument, watching `token` if there is one.
+pub(crate) fn wait_options(timeout_ns: u64, token: Option<&CancelToken>) -> WaitOptions<'_> {
     let deadline = match timeout_ns {
         NIMSYNC_WAIT_FOREVER => None,
         ns => Instant::now().checked_add(Duration::from_nanos(ns)),
     };
-    WaitOptions::new().deadline_opt(deadline)
+    let opts = WaitOptions::new().deadline_opt(deadline);
+    match token {
+        Some(token) => opts.cancel(token),
+        None => opts,
+    }
 }
 
 /// Channel modes for `nimsync_channel_new`: how many threads may use each
@@ -272,7 +277,36 @@ pub extern "C" fn nimsync_channel_send_timeout(
 ) -> nimsync_status {
     guard(|| {
         let ch = arg(channel, "channel")?;
-        ch.channel.send_with(item, &wait_options(timeout_ns)).map_err(|e| e.error.into())
+        ch.channel.send_with(item, &wait_options(timeout_ns, None)).map_err(|e| e.error.into())
+    })
+}
+
+/// Sends `item` like `nimsync_channel_send_timeout`, and also gives up as
+/// soon as `token` (may be NULL: no token) is cancelled: with
+/// `NIMSYNC_STATUS_CANCELLED` (the message has the cancel message), or
+/// `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled it
+/// (`nimsync_cancel_token_with_timeout`). On every failure the item stays
+/// with the caller.
+///
+/// The token is consulted when the send has to wait: a send that can
+/// complete at once completes even if the token is already cancelled (check
+/// it with `nimsync_cancel_token_check` first to refuse that).
+///
+/// ```c
+/// nimsync_status s = nimsync_channel_send_with(ch, item, NIMSYNC_WAIT_FOREVER, job);
+/// if (s == NIMSYNC_STATUS_CANCELLED) release(item);
+/// ```
+#[no_mangle]
+pub extern "C" fn nimsync_channel_send_with(
+    channel: *const nimsync_channel,
+    item: usize,
+    timeout_ns: u64,
+    token: *const nimsync_cancel_token,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        let token = token_opt(token);
+        ch.channel.send_with(item, &wait_options(timeout_ns, token)).map_err(|e| wait_fail(e.error, token))
     })
 }
 
@@ -331,7 +365,40 @@ pub extern "C" fn nimsync_channel_recv_timeout(
     guard(|| {
         let ch = arg(channel, "channel")?;
         let out_item = out(out_item, "out_item")?;
-        *out_item = ch.channel.recv_with(&wait_options(timeout_ns))?;
+        *out_item = ch.channel.recv_with(&wait_options(timeout_ns, None))?;
+        Ok(())
+    })
+}
+
+/// Receives an item into `*out_item` like `nimsync_channel_recv_timeout`,
+/// and also gives up as soon as `token` (may be NULL: no token) is
+/// cancelled: with `NIMSYNC_STATUS_CANCELLED` (the message has the cancel
+/// message), or `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled it. A
+/// blocked thread is woken by the cancellation itself, not by polling.
+///
+/// The token is consulted when the receive has to wait: an item that is
+/// already there is received even if the token is cancelled.
+///
+/// ```c
+/// uintptr_t item;
+/// switch (nimsync_channel_recv_with(ch, &item, NIMSYNC_WAIT_FOREVER, job)) {
+/// case NIMSYNC_STATUS_OK: handle(item); break;
+/// case NIMSYNC_STATUS_CANCELLED: return; /* another thread cancelled `job` */
+/// default: ...
+/// }
+/// ```
+#[no_mangle]
+pub extern "C" fn nimsync_channel_recv_with(
+    channel: *const nimsync_channel,
+    out_item: *mut usize,
+    timeout_ns: u64,
+    token: *const nimsync_cancel_token,
+) -> nimsync_status {
+    guard(|| {
+        let ch = arg(channel, "channel")?;
+        let out_item = out(out_item, "out_item")?;
+        let token = token_opt(token);
+        *out_item = ch.channel.recv_with(&wait_options(timeout_ns, token)).map_err(|e| wait_fail(e, token))?;
         Ok(())
     })
 }

@@ -16,6 +16,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod async_op;
+pub mod cancel;
 pub mod channel;
 pub mod select;
 pub mod status;

@@ -1,8 +1,10 @@
-//! `nimsync_select`: wait on several channel operations at once.
+//! `nimsync_select` and `nimsync_select_with`: wait on several channel
+//! operations at once.
 
+use crate::cancel::{nimsync_cancel_token, token_opt, wait_fail};
 use crate::channel::{nimsync_channel, wait_options};
 use crate::status::{guard, nimsync_status, out, Fail};
-use nimsync_core::{Error, Select};
+use nimsync_core::{CancelToken, Error, Select};
 
 /// What a `nimsync_select_case` does.
 #[allow(non_camel_case_types)]
@@ -62,6 +64,41 @@ pub extern "C" fn nimsync_select(
     out_index: *mut usize,
     out_item: *mut usize,
 ) -> nimsync_status {
+    select_impl(cases, n_cases, timeout_ns, None, out_index, out_item)
+}
+
+/// `nimsync_select` that also gives up as soon as `token` (may be NULL: no
+/// token) is cancelled: with `NIMSYNC_STATUS_CANCELLED` (the message has the
+/// cancel message), or `NIMSYNC_STATUS_TIMEOUT` when a deadline cancelled
+/// it; no case is chosen then, `*out_index` is left alone and the items of
+/// send cases stay with the caller. The token is consulted when the select
+/// has to wait: a case that is ready at once completes even if the token is
+/// already cancelled, and a `timeout_ns` of 0 never waits.
+///
+/// ```c
+/// nimsync_status s = nimsync_select_with(cases, 2, NIMSYNC_WAIT_FOREVER, job, &which, &item);
+/// if (s == NIMSYNC_STATUS_CANCELLED) return;
+/// ```
+#[no_mangle]
+pub extern "C" fn nimsync_select_with(
+    cases: *const nimsync_select_case,
+    n_cases: usize,
+    timeout_ns: u64,
+    token: *const nimsync_cancel_token,
+    out_index: *mut usize,
+    out_item: *mut usize,
+) -> nimsync_status {
+    select_impl(cases, n_cases, timeout_ns, token_opt(token), out_index, out_item)
+}
+
+fn select_impl(
+    cases: *const nimsync_select_case,
+    n_cases: usize,
+    timeout_ns: u64,
+    token: Option<&CancelToken>,
+    out_index: *mut usize,
+    out_item: *mut usize,
+) -> nimsync_status {
     guard(|| {
         let out_index = out(out_index, "out_index")?;
         let out_item = out(out_item, "out_item")?;
@@ -94,7 +131,7 @@ pub extern "C" fn nimsync_select(
         let (index, outcome) = if timeout_ns == 0 {
             select.try_select().ok_or_else(|| Fail::new(nimsync_status::Empty, "no select case was ready".into()))?
         } else {
-            select.wait_with(&wait_options(timeout_ns))?
+            select.wait_with(&wait_options(timeout_ns, token)).map_err(|e| wait_fail(e, token))?
         };
         *out_index = index;
         let item = outcome?;

@@ -9,6 +9,10 @@ One runtime (written in Rust) serves C, Python and Nim. In Python:
   ``asyncio.Queue``-compatible. Every nimsync object that can wait spells its asyncio face
   this way.
 - :func:`select` completes one of several channel operations.
+- :class:`CancelToken` stops blocking calls: pass it as ``cancel=``, or open
+  ``with nimsync.cancel_scope() as token:`` / ``with nimsync.timeout(seconds):`` and every
+  blocking call inside the block (in that thread or asyncio task) obeys it. A stopped call
+  raises :class:`Cancelled` (:class:`Timeout` for a deadline).
 
 Errors derive from :class:`NimsyncError`; a failed send hands its item back as the
 exception's ``value``.
@@ -26,6 +30,14 @@ from typing import Any, Generic, Optional, TypeVar
 
 from . import _native
 from ._aio import AsyncChannel
+from ._cancel import (
+    CancelCallback,
+    CancelScope,
+    CancelToken,
+    cancel_scope,
+    current_cancel_token,
+    timeout,
+)
 from ._errors import (
     Cancelled,
     ChannelBusy,
@@ -43,6 +55,12 @@ __all__ = [
     "Channel",
     "AsyncChannel",
     "select",
+    "CancelToken",
+    "CancelCallback",
+    "CancelScope",
+    "cancel_scope",
+    "timeout",
+    "current_cancel_token",
     "NimsyncError",
     "ChannelClosed",
     "ChannelFull",

@@ -11,6 +11,11 @@ wait queue, and the thread (or coroutine, or C or Nim code) that makes it possib
 its token and makes the descriptor readable. The descriptor is written only when an
 awaiting operation exists. Cancelling an awaiting task leaves the channel consistent and
 loses no item.
+
+The awaits also obey the ambient token of ``nimsync.cancel_scope`` / ``nimsync.timeout``
+(it is per task): inside such a block an awaiting operation that the scope's token stops
+raises ``nimsync.Cancelled`` (``nimsync.Timeout`` for a deadline), exactly like the
+blocking methods. ``asyncio.timeout`` and task cancellation work as usual besides.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import weakref
+from functools import partial
 from typing import Any, Callable, Dict, Generic, TypeVar
 
 from . import _native
-from ._errors import ChannelClosed
+from ._cancel import CancelToken, _current
+from ._errors import ChannelClosed, NimsyncError
 
 __all__ = ["AsyncChannel"]
 
@@ -44,9 +51,20 @@ class _LoopBridge:
 
     def _on_readable(self) -> None:
         for token in self.waker.drain():
-            fut = self.waiters.pop(token, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self.wake(token)
+
+    def wake(self, token: int) -> None:
+        """Wakes the coroutine waiting under ``token``, if any (on the loop's thread)."""
+        fut = self.waiters.pop(token, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def wake_threadsafe(self, token: int) -> None:
+        """:meth:`wake`, from any thread (a cancel token's callback)."""
+        try:
+            self.loop.call_soon_threadsafe(self.wake, token)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is left to wake
 
     def close(self) -> None:
         if not self.loop.is_closed():
@@ -64,30 +82,59 @@ def _bridge() -> _LoopBridge:
     return bridge
 
 
-async def _drive(make_op: Callable[[Any, int], Any], finish: Callable[[Any], Any]) -> Any:
+async def _drive(
+    make_op: Callable[[Any, int], Any], finish: Callable[[Any], Any], item: Any = _MISSING
+) -> Any:
     """Polls a native operation until it completes, sleeping on the loop in between.
 
     ``make_op(waker, token)`` creates the operation, ``finish(poll_result)`` returns the
-    outcome or ``_MISSING`` while pending.
+    outcome or ``_MISSING`` while pending. ``item`` is a send's item: the exception of a
+    send that the ambient cancel token stopped carries it as ``value``.
     """
     bridge = _bridge()
     token = next(bridge.tokens)
     op = make_op(bridge.waker, token)
+    # The slow path: only now look for the ambient cancel token.
+    scope: CancelToken | None = _current.get()
+    on_cancel = None
     try:
         while True:
             outcome = finish(op.poll())
             if outcome is not _MISSING:
                 return outcome
+            if scope is not None and scope.cancelled:
+                return _stop(op, scope, item)
             # No await between the poll and this registration: the reader callback
             # runs on this same loop, so it cannot miss the token.
             fut = bridge.loop.create_future()
             bridge.waiters[token] = fut
+            if scope is not None and on_cancel is None:
+                # Runs at once if the token fired since the check above; the wake-up
+                # goes through the loop either way, after this registration.
+                on_cancel = scope.on_cancel(partial(bridge.wake_threadsafe, token))
             await fut
     finally:
+        if on_cancel is not None:
+            on_cancel.remove()
         bridge.waiters.pop(token, None)
         # A completed operation ignores this; a pending one withdraws, passing any
         # wake-up it received to another waiter.
         op.cancel()
+
+
+def _stop(op: Any, scope: CancelToken, item: Any) -> None:
+    """Ends an operation that the ambient token stopped: withdraws it, then raises the
+    token's ``Cancelled`` / ``Timeout`` — unless a send completed after all."""
+    withdrawn = op.cancel()
+    if item is not _MISSING and withdrawn is False:
+        return None  # the item was taken before we could withdraw it: it is sent
+    try:
+        scope.check()
+    except NimsyncError as exc:
+        if item is not _MISSING:
+            exc.value = item
+        raise
+    raise AssertionError("a cancelled token's check() raises")
 
 
 def _recv_done(result: Any) -> Any:
@@ -129,12 +176,14 @@ class AsyncChannel(Generic[T]):
         """Sends ``item``, waiting while the channel is full.
 
         Raises :class:`ChannelClosed` (with the item as ``value``). If the awaiting task
-        is cancelled before the item was taken, the item is not sent.
+        is cancelled before the item was taken, the item is not sent; the same when the
+        enclosing :func:`nimsync.cancel_scope` stops it (``Cancelled``/``Timeout`` with
+        the item as ``value``).
         """
         if self._offer(item):
             return
         ch = self._ch
-        await _drive(lambda waker, token: ch._send_op(item, waker, token), _send_done)
+        await _drive(lambda waker, token: ch._send_op(item, waker, token), _send_done, item)
 
     async def recv(self) -> T:
         """Receives an item, waiting while the channel is empty.

@@ -127,14 +127,18 @@ impl PySendOp {
         }
     }
 
-    /// Abandons the send; returns the item if it was not sent, else None.
-    fn cancel(&self) -> Option<Py<PyAny>> {
-        let future = locked(&self.future).take()?;
+    /// Abandons the send. True if this withdrew the item unsent; False if
+    /// there was nothing to withdraw (it was sent, or the operation had
+    /// already finished). The item itself is still the caller's reference.
+    fn cancel(&self) -> bool {
+        let Some(future) = locked(&self.future).take() else {
+            return false;
+        };
         let unsent = future.cancel();
         if unsent.is_some() {
             self.channel.get().untask();
         }
-        unsent
+        unsent.is_some()
     }
 }
 

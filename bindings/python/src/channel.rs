@@ -1,9 +1,10 @@
 //! `nimsync._native.Channel`: a core channel of Python objects.
 
 use crate::aio::{PyJoinOp, PyLoopWaker, PyRecvOp, PySendOp};
-use crate::blocking::{deadline, detached};
-use crate::errors::{err, to_py};
-use nimsync_core::{Channel, Error, Mode, SendError, WaitGroup};
+use crate::blocking::{check_timeout, checked_deadline, detached};
+use crate::cancel::{token_for, PyCancelToken};
+use crate::errors::{err, to_py, wait_failed};
+use nimsync_core::{CancelToken, Channel, Error, Mode, SendError, WaitGroup};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::time::Instant;
@@ -15,6 +16,10 @@ use std::time::Instant;
 /// two; `0` with mode `"mpmc"` is a rendezvous channel; `None` is unbounded.
 /// `mode` is `"spsc"`, `"mpsc"`, `"spmc"` or `"mpmc"`: how many threads may
 /// send and receive at the same moment.
+///
+/// Every blocking method takes `cancel=` (a `CancelToken`); without it, it
+/// waits under the token of the enclosing `nimsync.cancel_scope` or
+/// `nimsync.timeout` block, if any.
 #[pyclass(module = "nimsync._native", name = "Channel", subclass, frozen)]
 pub(crate) struct PyChannel {
     pub(crate) channel: Channel<Py<PyAny>>,
@@ -44,55 +49,104 @@ fn capacity_arg(capacity: &Bound<'_, PyAny>) -> PyResult<usize> {
 impl PyChannel {
     /// Sends, counting the item as an unfinished task; hands the item back in
     /// the exception on failure. A deadline that passes raises `Timeout`, or
-    /// `ChannelFull` with `full_on_timeout` (`queue.Queue.put`).
-    fn send_impl(&self, py: Python<'_>, item: Py<PyAny>, timeout: Option<f64>, full_on_timeout: bool) -> PyResult<()> {
-        let deadline = deadline(timeout)?;
-        let timeout_error = if full_on_timeout { Error::Full } else { Error::Timeout };
+    /// `ChannelFull` with `full_on_timeout` (`queue.Queue.put`); a cancel
+    /// token (`cancel`, else the ambient one) that fires raises `Cancelled`
+    /// or `Timeout`.
+    fn send_impl(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        timeout: Option<f64>,
+        full_on_timeout: bool,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<()> {
+        check_timeout(timeout)?;
         self.tasks.add(1);
-        let item = match self.channel.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(SendError { error: Error::Full, value }) => value,
+        match self.channel.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(SendError { error: Error::Full, value }) => {
+                let timeout_error = if full_on_timeout { Error::Full } else { Error::Timeout };
+                self.send_wait(py, value, checked_deadline(timeout), timeout_error, cancel)
+            }
             Err(e) => {
                 self.untask();
-                return Err(to_py(py, e.error, Some(e.value)));
+                Err(to_py(py, e.error, Some(e.value)))
             }
-        };
+        }
+    }
+
+    /// The slow path of `send_impl`: the channel was full.
+    #[inline(never)]
+    fn send_wait(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        deadline: Option<Instant>,
+        timeout_error: Error,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<()> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             self.untask();
             return Err(to_py(py, timeout_error, Some(item)));
         }
+        // The slow path: only now look for the ambient cancel token.
+        let token = match token_for(py, cancel) {
+            Ok(token) => token,
+            Err(e) => {
+                self.untask();
+                return Err(e);
+            }
+        };
         let ch = &self.channel;
         // The task count is settled where the outcome is known: a send that an
         // interrupt ends is not counted, one that completed is.
-        let sent = detached(py, deadline, |opts| ch.send_with(item, opts).inspect_err(|_| self.untask()))?;
-        sent.map_err(|e| {
-            let error = if e.error == Error::Timeout { timeout_error } else { e.error };
-            to_py(py, error, Some(e.value))
-        })
-    }
-
-    /// Receives, waiting until `deadline` (None: forever). The outer error is
-    /// a signal handler's exception, the inner one the core's.
-    fn recv_until(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Result<Py<PyAny>, Error>> {
-        match self.channel.try_recv() {
-            Err(Error::Empty) => {}
-            done => return Ok(done),
-        }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Ok(Err(Error::Timeout));
-        }
-        let ch = &self.channel;
-        detached(py, deadline, |opts| ch.recv_with(opts))
+        let sent =
+            detached(py, deadline, token.as_ref(), |opts| ch.send_with(item, opts).inspect_err(|_| self.untask()))?;
+        sent.map_err(|e| wait_failed(py, e.error, token.as_ref(), timeout_error, Some(e.value)))
     }
 
     /// Receives; a deadline that passes raises `Timeout`, or `ChannelEmpty`
-    /// with `empty_on_timeout` (`queue.Queue.get`).
-    fn recv_impl(&self, py: Python<'_>, timeout: Option<f64>, empty_on_timeout: bool) -> PyResult<Py<PyAny>> {
-        let deadline = deadline(timeout)?;
-        self.recv_until(py, deadline)?.map_err(|e| match e {
-            Error::Timeout if empty_on_timeout => err(py, Error::Empty),
-            e => err(py, e),
-        })
+    /// with `empty_on_timeout` (`queue.Queue.get`); a cancel token that fires
+    /// raises `Cancelled` or `Timeout`.
+    #[inline]
+    fn recv_impl(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        empty_on_timeout: bool,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<Py<PyAny>> {
+        check_timeout(timeout)?;
+        match self.channel.try_recv() {
+            Ok(item) => Ok(item),
+            Err(Error::Empty) => {
+                let timeout_error = if empty_on_timeout { Error::Empty } else { Error::Timeout };
+                self.recv_wait(py, checked_deadline(timeout), cancel)?
+                    .map_err(|(e, token)| wait_failed(py, e, token.as_ref(), timeout_error, None))
+            }
+            Err(e) => Err(err(py, e)),
+        }
+    }
+
+    /// The slow path of a receive (the channel was empty): waits until
+    /// `deadline` (None: forever) or until the cancel token (`cancel`, else
+    /// the ambient one) fires. The outer error is a signal handler's
+    /// exception (or a bad token), the inner one the core's, with the token
+    /// the receive waited under.
+    #[inline(never)]
+    fn recv_wait(
+        &self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<WaitOutcome> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Err((Error::Timeout, None)));
+        }
+        let token = token_for(py, cancel)?;
+        let ch = &self.channel;
+        let received = detached(py, deadline, token.as_ref(), |opts| ch.recv_with(opts))?;
+        Ok(received.map_err(|e| (e, token)))
     }
 
     /// Undoes the task count of a send that did not happen.
@@ -100,6 +154,10 @@ impl PyChannel {
         let _ = self.tasks.done();
     }
 }
+
+/// What a blocking receive ends with once no signal handler interfered: the
+/// item, or the core's error with the token the wait watched.
+type WaitOutcome = Result<Py<PyAny>, (Error, Option<CancelToken>)>;
 
 #[pymethods]
 impl PyChannel {
@@ -124,19 +182,44 @@ impl PyChannel {
     }
 
     /// Sends `item`, waiting while the channel is full (at most `timeout`
-    /// seconds; None waits forever). Raises `ChannelClosed`, `Timeout` or
-    /// `ChannelBusy`; the exception's `value` is the item.
-    #[pyo3(signature = (item, timeout = None))]
-    fn send(&self, py: Python<'_>, item: Py<PyAny>, timeout: Option<f64>) -> PyResult<()> {
-        self.send_impl(py, item, timeout, false)
+    /// seconds; None waits forever), or until the `cancel` token (default:
+    /// the enclosing cancel scope's) fires. Raises `ChannelClosed`,
+    /// `Timeout`, `Cancelled` or `ChannelBusy`; the exception's `value` is
+    /// the item.
+    ///
+    /// ```python
+    /// try:
+    ///     ch.send(job, cancel=token)
+    /// except nimsync.Cancelled as exc:
+    ///     requeue(exc.value)        # the job, not sent
+    /// ```
+    #[pyo3(signature = (item, timeout = None, *, cancel = None))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        timeout: Option<f64>,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<()> {
+        self.send_impl(py, item, timeout, false, cancel)
     }
 
     /// Receives an item, waiting while the channel is empty (at most
-    /// `timeout` seconds). Raises `ChannelClosed` once closed and drained, or
-    /// `Timeout`.
-    #[pyo3(signature = (timeout = None))]
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        self.recv_impl(py, timeout, false)
+    /// `timeout` seconds), or until the `cancel` token (default: the
+    /// enclosing cancel scope's) fires. Raises `ChannelClosed` once closed
+    /// and drained, `Timeout` or `Cancelled`.
+    ///
+    /// ```python
+    /// item = ch.recv(cancel=token)
+    /// ```
+    #[pyo3(signature = (timeout = None, *, cancel = None))]
+    fn recv(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.recv_impl(py, timeout, false, cancel)
     }
 
     /// Sends without waiting; raises `ChannelFull`, `ChannelClosed` or
@@ -155,27 +238,42 @@ impl PyChannel {
     }
 
     /// `queue.Queue.put`: with `block` false, or when `timeout` runs out,
-    /// raises `ChannelFull` (a `queue.Full`).
-    #[pyo3(signature = (item, block = true, timeout = None))]
-    fn put(&self, py: Python<'_>, item: Py<PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
-        self.send_impl(py, item, if block { timeout } else { Some(0.0) }, true)
+    /// raises `ChannelFull` (a `queue.Full`); a `cancel` token that fires
+    /// raises `Cancelled` (or `Timeout`).
+    #[pyo3(signature = (item, block = true, timeout = None, *, cancel = None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<()> {
+        self.send_impl(py, item, if block { timeout } else { Some(0.0) }, true, cancel)
     }
 
     /// `queue.Queue.get`: with `block` false, or when `timeout` runs out,
-    /// raises `ChannelEmpty` (a `queue.Empty`).
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        self.recv_impl(py, if block { timeout } else { Some(0.0) }, true)
+    /// raises `ChannelEmpty` (a `queue.Empty`); a `cancel` token that fires
+    /// raises `Cancelled` (or `Timeout`).
+    #[pyo3(signature = (block = true, timeout = None, *, cancel = None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        block: bool,
+        timeout: Option<f64>,
+        cancel: Option<&Bound<'_, PyCancelToken>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.recv_impl(py, if block { timeout } else { Some(0.0) }, true, cancel)
     }
 
     /// `queue.Queue.put_nowait`.
     fn put_nowait(&self, py: Python<'_>, item: Py<PyAny>) -> PyResult<()> {
-        self.send_impl(py, item, Some(0.0), true)
+        self.send_impl(py, item, Some(0.0), true, None)
     }
 
     /// `queue.Queue.get_nowait`.
     fn get_nowait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.recv_impl(py, Some(0.0), true)
+        self.recv_impl(py, Some(0.0), true, None)
     }
 
     /// Receives without waiting, returning `default` instead of raising when
@@ -212,10 +310,18 @@ impl PyChannel {
         self.tasks.done().map_err(|_| PyValueError::new_err("task_done() called too many times"))
     }
 
-    /// Blocks until every item put has been marked with `task_done`.
-    fn join(&self, py: Python<'_>) -> PyResult<()> {
+    /// Blocks until every item put has been marked with `task_done`, or
+    /// until the `cancel` token (default: the enclosing cancel scope's)
+    /// fires (`Cancelled`, or `Timeout` for a deadline).
+    #[pyo3(signature = (*, cancel = None))]
+    fn join(&self, py: Python<'_>, cancel: Option<&Bound<'_, PyCancelToken>>) -> PyResult<()> {
         let tasks = &self.tasks;
-        detached(py, None, |opts| tasks.wait_with(opts))?.map_err(|e| err(py, e))
+        if tasks.count() == 0 {
+            return Ok(());
+        }
+        let token = token_for(py, cancel)?;
+        detached(py, None, token.as_ref(), |opts| tasks.wait_with(opts))?
+            .map_err(|e| wait_failed(py, e, token.as_ref(), Error::Timeout, None))
     }
 
     /// Closes the channel: later sends raise `ChannelClosed`, blocked
@@ -293,12 +399,16 @@ impl PyChannel {
     }
 
     /// Blocks for the next item; the iteration ends when the channel is
-    /// closed and drained.
+    /// closed and drained. Waits under the enclosing cancel scope's token.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.recv_until(py, None)? {
+        let received = match self.channel.try_recv() {
+            Err(Error::Empty) => self.recv_wait(py, None, None)?,
+            done => done.map_err(|e| (e, None)),
+        };
+        match received {
             Ok(item) => Ok(Some(item)),
-            Err(Error::Closed) => Ok(None),
-            Err(e) => Err(err(py, e)),
+            Err((Error::Closed, _)) => Ok(None),
+            Err((e, token)) => Err(wait_failed(py, e, token.as_ref(), Error::Timeout, None)),
         }
     }
 

@@ -4,7 +4,7 @@
 //! inherit from `queue.Full`, `asyncio.QueueFull`, `TimeoutError`, ...); they
 //! are imported once and cached.
 
-use nimsync_core::Error;
+use nimsync_core::{CancelReason, CancelToken, Error};
 use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -26,6 +26,37 @@ fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str
 /// the exception's `value` attribute.
 pub(crate) fn to_py(py: Python<'_>, error: Error, value: Option<Py<PyAny>>) -> PyErr {
     let message = error.to_string();
+    with_message(py, error, message, value)
+}
+
+/// The exception of a token that fired for `reason`: `Timeout` for a
+/// deadline, `Cancelled` otherwise; the message is the reason ("cancelled:
+/// shutting down", "deadline exceeded").
+pub(crate) fn cancelled(py: Python<'_>, reason: &CancelReason, value: Option<Py<PyAny>>) -> PyErr {
+    with_message(py, reason.to_error(), reason.to_string(), value)
+}
+
+/// The exception of a blocking call that waited under `token` and failed
+/// with `error`: when the token fired, its reason says why (see
+/// [`cancelled`]); otherwise `error` as it is, with `timeout_error` in place
+/// of a `timeout=` that ran out (`queue.Queue` raises `Full`/`Empty` there).
+pub(crate) fn wait_failed(
+    py: Python<'_>,
+    error: Error,
+    token: Option<&CancelToken>,
+    timeout_error: Error,
+    value: Option<Py<PyAny>>,
+) -> PyErr {
+    if matches!(error, Error::Cancelled | Error::Timeout) {
+        if let Some(reason) = token.and_then(CancelToken::reason) {
+            return cancelled(py, &reason, value);
+        }
+    }
+    let error = if error == Error::Timeout { timeout_error } else { error };
+    to_py(py, error, value)
+}
+
+fn with_message(py: Python<'_>, error: Error, message: String, value: Option<Py<PyAny>>) -> PyErr {
     let cls = match &error {
         Error::Closed => class(py, &CLOSED, "ChannelClosed"),
         Error::Full => class(py, &FULL, "ChannelFull"),

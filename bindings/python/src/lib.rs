@@ -3,11 +3,13 @@
 //! Thin wrappers around `nimsync-core`: the `Channel` class and the async
 //! operation objects that `nimsync.Channel` and its asyncio face
 //! (`python/nimsync/_aio.py`) drive, the loop waker whose descriptor asyncio
-//! watches, and `select`. Errors become Python exceptions in one place
+//! watches, `select`, and `CancelToken` (whose ambient scope lives in
+//! `python/nimsync/_cancel.py`). Errors become Python exceptions in one place
 //! (`errors.rs`). No algorithm lives here.
 
 mod aio;
 mod blocking;
+mod cancel;
 mod channel;
 mod errors;
 mod select;
@@ -19,6 +21,8 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", nimsync_core::VERSION)?;
     m.add_class::<channel::PyChannel>()?;
+    m.add_class::<cancel::PyCancelToken>()?;
+    m.add_class::<cancel::PyCancelCallback>()?;
     m.add_class::<aio::PyLoopWaker>()?;
     m.add_class::<aio::PyRecvOp>()?;
     m.add_class::<aio::PySendOp>()?;

@@ -1,8 +1,9 @@
 //! `nimsync.select`: one of several channel operations.
 
 use crate::blocking::{deadline, detached};
+use crate::cancel::{token_for, PyCancelToken};
 use crate::channel::PyChannel;
-use crate::errors::to_py;
+use crate::errors::{to_py, wait_failed};
 use nimsync_core::{Error, Select};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -51,20 +52,25 @@ fn build(channels: &[Py<PyChannel>], items: Vec<Option<Py<PyAny>>>) -> Select<'_
 /// `(Channel, item)` tuple (send; `value` is None). Cases are tried from a
 /// random start, so none starves. Waits at most `timeout` seconds (None:
 /// forever) and raises `Timeout`; with `default=True` it does not wait and
-/// returns None when no case is ready. A receive case on a closed, drained
-/// channel raises `ChannelClosed`, a send case on a closed channel raises it
-/// with the item as `value`; the exception's `index` names the case.
+/// returns None when no case is ready. It stops waiting when the `cancel`
+/// token (default: the enclosing `nimsync.cancel_scope`'s) fires and raises
+/// `Cancelled` (`Timeout` for a deadline token); no case happens then. A
+/// receive case on a closed, drained channel raises `ChannelClosed`, a send
+/// case on a closed channel raises it with the item as `value`; the
+/// exception's `index` names the case.
 ///
 /// ```python
 /// i, value = nimsync.select([numbers, words, (results, 42)], timeout=1.0)
+/// i, value = nimsync.select([numbers, words], cancel=token)
 /// ```
 #[pyfunction]
-#[pyo3(signature = (cases, timeout = None, *, default = false))]
+#[pyo3(signature = (cases, timeout = None, *, default = false, cancel = None))]
 pub(crate) fn select(
     py: Python<'_>,
     cases: &Bound<'_, PyAny>,
     timeout: Option<f64>,
     default: bool,
+    cancel: Option<&Bound<'_, PyCancelToken>>,
 ) -> PyResult<Option<(usize, Option<Py<PyAny>>)>> {
     let parsed: Vec<Case> = cases.try_iter()?.enumerate().map(|(i, c)| parse_case(i, &c?)).collect::<PyResult<_>>()?;
     if parsed.is_empty() && timeout.is_none() && !default {
@@ -92,21 +98,45 @@ pub(crate) fn select(
             }
         }
     };
-    // The select is built where it runs: it is not `Send`, its parts are.
-    let outcome = if default {
-        let outcome = build(&channels, items).try_select().ok_or(Error::Empty);
-        settle(&outcome);
-        outcome
-    } else {
-        detached(py, deadline, |opts| {
-            let outcome = build(&channels, items).wait_with(opts);
-            settle(&outcome);
-            outcome
-        })?
+    // First try every case with the GIL held: a ready case needs neither the
+    // GIL released nor the ambient token looked up. The attempt sends copies
+    // of the references (an unchosen copy is dropped here), so the items stay
+    // for the wait.
+    let copies = items.iter().map(|item| item.as_ref().map(|v| v.clone_ref(py))).collect();
+    let tried = build(&channels, copies).try_select();
+    // The select that waits is built where it runs: it is not `Send`, its parts are.
+    let (outcome, token) = match tried {
+        Some(outcome) => (Ok(outcome), None),
+        None if default => (Err(Error::Empty), None),
+        None => {
+            let token = match token_for(py, cancel) {
+                Ok(token) => token,
+                Err(e) => {
+                    settle(&Err(Error::Cancelled));
+                    return Err(e);
+                }
+            };
+            let outcome = detached(py, deadline, token.as_ref(), |opts| {
+                let outcome = build(&channels, items).wait_with(opts);
+                settle(&outcome);
+                outcome
+            })?;
+            return finish(py, outcome, token.as_ref());
+        }
     };
+    settle(&outcome);
+    finish(py, outcome, token.as_ref())
+}
+
+/// Turns a select's outcome into its Python result.
+fn finish(
+    py: Python<'_>,
+    outcome: Result<Outcome, Error>,
+    token: Option<&nimsync_core::CancelToken>,
+) -> PyResult<Option<(usize, Option<Py<PyAny>>)>> {
     match outcome {
         Err(Error::Empty) => Ok(None),
-        Err(e) => Err(to_py(py, e, None)),
+        Err(e) => Err(wait_failed(py, e, token, Error::Timeout, None)),
         Ok((i, Ok(value))) => Ok(Some((i, value))),
         Ok((i, Err((e, value)))) => {
             let exc = to_py(py, e, value);
