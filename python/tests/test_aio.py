@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import statistics
 import threading
 import time
 
@@ -215,37 +216,38 @@ def test_put_nowait_raises_queue_full():
 
 def test_no_polling_while_blocked_and_prompt_wake():
     """A coroutine awaiting an empty channel for 1 s uses < 2% of a core, and wakes
-    within 5 ms of a thread's send."""
+    within 5 ms of a thread's send (the median of five wake-ups, so that one
+    descheduling of the test process by a busy machine is not mistaken for a slow
+    wake-up; the first one follows the 1 s blocked wait)."""
 
     async def main():
         ch = nimsync.Channel(4)
-        woke = []
+        latencies = []
+        usage = []
 
-        async def waiter():
-            woke.append((await ch.aio.recv(), time.perf_counter()))
+        def sender(delay):
+            time.sleep(delay)
+            sent = time.perf_counter()
+            ch.send(sent)
 
-        task = asyncio.ensure_future(waiter())
-        await asyncio.sleep(0.05)  # let the waiter register
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        sent_at = []
+        for round_ in range(5):
+            delay = 1.0 if round_ == 0 else 0.02
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            t = threading.Thread(target=sender, args=(delay,))
+            t.start()
+            sent = await ch.aio.recv()
+            latencies.append(time.perf_counter() - sent)
+            t.join()
+            if round_ == 0:
+                usage.append((time.process_time() - cpu0, time.perf_counter() - wall0))
+        return usage[0], latencies
 
-        def late_sender():
-            time.sleep(1.0)
-            sent_at.append(time.perf_counter())
-            ch.send("wake")
-
-        t = threading.Thread(target=late_sender)
-        t.start()
-        await task
-        t.join()
-        cpu = time.process_time() - cpu0
-        wall = time.perf_counter() - wall0
-        return cpu, wall, woke[0][1] - sent_at[0]
-
-    cpu, wall, latency = run(main())
+    (cpu, wall), latencies = run(main())
     assert wall >= 0.99
     assert cpu / wall < 0.02, f"{cpu / wall:.1%} of a core while blocked"
-    assert latency < 0.005, f"woke {latency * 1e3:.2f} ms after the send"
+    median = statistics.median(latencies)
+    shown = ", ".join(f"{x * 1e3:.2f}" for x in latencies)
+    assert median < 0.005, f"woke {median * 1e3:.2f} ms after the send (median of {shown} ms)"
 
 
 def test_the_descriptor_is_written_only_when_someone_waits():
