@@ -45,8 +45,9 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::error::Error;
 use crate::scheduler::{Scheduler, Task};
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
-use crate::wait_group::WaitGroup;
+use crate::wait_group::{WaitGroup, WaitGroupFuture};
 use crate::waiter::WaitOptions;
+use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -150,8 +151,13 @@ struct Inner {
     scheduler: Scheduler,
     token: CancelToken,
     /// Tasks spawned and not finished (queued, held by the limit, or running).
+    /// While it is above zero the group holds one reference to itself (taken
+    /// on the step from 0 to 1, released on the step back), so that tasks
+    /// need no reference count of their own: see [`TaskGroup::submit`].
     pending: WaitGroup,
-    spawned: AtomicUsize,
+    /// On a line of its own: the spawning thread bumps it for every task,
+    /// and the fields above are read by the workers running them.
+    spawned: CachePadded<AtomicUsize>,
     errors: Mutex<Vec<TaskError>>,
     skipped: AtomicUsize,
     limit: Option<Mutex<Limit>>,
@@ -237,7 +243,7 @@ impl TaskGroupBuilder {
                 scheduler: self.scheduler.unwrap_or_else(|| Scheduler::global().clone()),
                 token,
                 pending: WaitGroup::new(),
-                spawned: AtomicUsize::new(0),
+                spawned: CachePadded::new(AtomicUsize::new(0)),
                 errors: Mutex::new(Vec::new()),
                 skipped: AtomicUsize::new(0),
                 limit: self.limit.map(|max| Mutex::new(Limit { max, running: 0, held: VecDeque::new() })),
@@ -267,6 +273,41 @@ impl TaskGroup {
     /// Cancels the group's token (tasks not yet started are skipped).
     pub fn cancel(&self, message: &str) -> bool {
         self.inner.token.cancel(message)
+    }
+
+    /// Whether every task spawned so far has finished, so that
+    /// [`join`](Self::join) would return at once.
+    pub fn is_finished(&self) -> bool {
+        self.inner.pending.count() == 0
+    }
+
+    /// Completes when every task spawned so far has finished: the wait of
+    /// [`join`](Self::join) for event loops. After it completes, `join`
+    /// returns the outcome without blocking.
+    ///
+    /// ```
+    /// use nimsync_core::{LoopWaker, TaskGroup};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Context;
+    ///
+    /// let loop_waker = LoopWaker::new().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let group = TaskGroup::new();
+    /// group.go(move |_| Ok(rx.recv()?));
+    /// let mut finished = pin!(group.finished_async());
+    /// let waker = loop_waker.waker(1);
+    /// assert!(finished.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    /// tx.send(()).unwrap(); // the task ends: token 1 is woken, the fd readable
+    /// let mut fd = libc::pollfd { fd: loop_waker.fd(), events: libc::POLLIN, revents: 0 };
+    /// // SAFETY: one live pollfd; an event loop would do this wait.
+    /// assert_eq!(unsafe { libc::poll(&mut fd, 1, -1) }, 1);
+    /// assert_eq!(loop_waker.drain(), vec![1]);
+    /// assert!(finished.poll(&mut Context::from_waker(&waker)).is_ready());
+    /// assert!(group.join().is_ok());
+    /// ```
+    pub fn finished_async(&self) -> WaitGroupFuture {
+        self.inner.pending.wait_async()
     }
 
     /// Starts `task` in the group. It receives the group's token; its `Ok`
@@ -317,16 +358,35 @@ impl TaskGroup {
     }
 
     /// Counts, wraps and schedules one task; returns its spawn index.
+    ///
+    /// The task reaches the group through a plain pointer rather than an
+    /// `Arc` clone: a clone per task would make the spawner and every worker
+    /// write the reference count's cache line once per task. Instead the
+    /// group keeps itself alive while it has pending tasks — the spawn that
+    /// raises `pending` from 0 takes one strong reference (the spawner holds
+    /// the group, so it is alive then), and the task whose finish brings
+    /// `pending` back to 0 releases it as its very last step. Each 0 → 1 step
+    /// is paired with the next 1 → 0 step by the counter's own atomic
+    /// read-modify-writes. The pool runs every queued task, even at shutdown
+    /// (it drains), so every reference taken is released.
     fn submit(&self, body: impl FnOnce(&Inner, usize) + Send + 'static) -> usize {
         let inner = &self.inner;
         // Relaxed: only uniqueness and order of spawns from one thread matter.
         let index = inner.spawned.fetch_add(1, Ordering::Relaxed);
-        inner.pending.add(1);
+        if inner.pending.add_one() {
+            // SAFETY: `self.inner` is a live `Arc`; this reference is released
+            // by `finish_last` below.
+            unsafe { Arc::increment_strong_count(Arc::as_ptr(inner)) };
+        }
         let job: Task = {
-            let inner = self.inner.clone();
+            let group = GroupPtr(Arc::as_ptr(inner));
             Box::new(move || {
-                body(&inner, index);
-                inner.finish();
+                // SAFETY: the group is alive while this task is pending (see
+                // above), and this task stays pending until `finish_last`.
+                unsafe {
+                    body(&*group.get(), index);
+                    Inner::finish_last(group.get());
+                }
             })
         };
         match &inner.limit {
@@ -413,7 +473,24 @@ impl Inner {
         None
     }
 
-    fn finish(&self) {
+    /// Finishes one task of the group `this` points to: feeds the limit,
+    /// lowers `pending`, and releases the group's reference to itself if this
+    /// was the last pending task. `this` is not used after that.
+    ///
+    /// # Safety
+    /// `this` points to a live group with this task counted in `pending`.
+    unsafe fn finish_last(this: *const Inner) {
+        // SAFETY: live until the release below (caller contract).
+        let last = unsafe { &*this }.finish();
+        if last {
+            // SAFETY: pairs with the increment made when `pending` left 0;
+            // nothing touches the group after this.
+            unsafe { Arc::decrement_strong_count(this) };
+        }
+    }
+
+    /// Feeds the limit and lowers `pending`; true if it reached zero.
+    fn finish(&self) -> bool {
         if let Some(limit) = &self.limit {
             let next = {
                 let mut l = lock(limit);
@@ -427,7 +504,21 @@ impl Inner {
                 self.scheduler.spawn_task(job);
             }
         }
-        self.pending.done().expect("every spawned task finishes once");
+        self.pending.done_last().expect("every spawned task finishes once")
+    }
+}
+
+/// The group as seen by its queued tasks (see [`TaskGroup::submit`]).
+struct GroupPtr(*const Inner);
+
+// SAFETY: `Inner` is `Sync` (shared by `Arc` across threads already); the
+// pointer is only dereferenced while the group keeps itself alive.
+unsafe impl Send for GroupPtr {}
+
+impl GroupPtr {
+    /// The pointer; a method, so closures capture the `Send` wrapper whole.
+    fn get(&self) -> *const Inner {
+        self.0
     }
 }
 

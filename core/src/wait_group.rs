@@ -64,9 +64,23 @@ impl WaitGroup {
         self.inner.count.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Adds one unit; true if the count was zero (the first unit of a new
+    /// batch of work).
+    pub(crate) fn add_one(&self) -> bool {
+        // Relaxed: as in `add`; the returned value only tells which caller
+        // made the 0 -> 1 step, which the atomic RMW decides alone.
+        self.inner.count.fetch_add(1, Ordering::Relaxed) == 0
+    }
+
     /// Marks one unit done; wakes every waiter when the count reaches zero.
     /// Fails with [`Error::InvalidArgument`] if nothing is outstanding.
     pub fn done(&self) -> Result<(), Error> {
+        self.done_last().map(drop)
+    }
+
+    /// [`done`](Self::done), telling whether this call brought the count to
+    /// zero.
+    pub(crate) fn done_last(&self) -> Result<bool, Error> {
         // AcqRel: Release publishes the finished work to waiters that see the
         // count at zero; Acquire orders concurrent `done`s.
         let previous = self
@@ -77,7 +91,7 @@ impl WaitGroup {
         if previous == 1 {
             self.inner.waiters.notify_all();
         }
-        Ok(())
+        Ok(previous == 1)
     }
 
     /// Outstanding units right now.

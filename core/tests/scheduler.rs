@@ -272,3 +272,51 @@ fn idle_workers_sleep_instead_of_spinning() {
     pool.spawn(move || tx.send(()).unwrap());
     rx.recv_timeout(Duration::from_secs(5)).expect("a sleeping worker ran the task");
 }
+
+#[test]
+fn a_group_dropped_before_its_tasks_finish_stays_alive_until_they_do() {
+    let pool = pool();
+    let gate = Channel::<()>::new(1, Mode::Mpmc).unwrap();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let group = TaskGroup::builder().scheduler(&pool).build().unwrap();
+        for _ in 0..4 {
+            let (gate, finished, tx) = (gate.clone(), finished.clone(), tx.clone());
+            // Each task reads the group's token after the group was dropped.
+            group.go(move |token| {
+                gate.recv().unwrap();
+                assert!(!token.is_cancelled());
+                finished.fetch_add(1, Ordering::SeqCst);
+                tx.send(()).unwrap();
+                Ok(())
+            });
+        }
+    }
+    for _ in 0..4 {
+        gate.send(()).unwrap();
+    }
+    for _ in 0..4 {
+        rx.recv_timeout(Duration::from_secs(10)).expect("every task of the dropped group runs");
+    }
+    assert_eq!(finished.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_group_that_empties_and_refills_many_times_joins_every_time() {
+    let pool = pool();
+    let group = TaskGroup::builder().scheduler(&pool).build().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    for round in 1..=200 {
+        for _ in 0..(round % 7) {
+            let runs = runs.clone();
+            group.go(move |_| {
+                runs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            });
+        }
+        group.join().unwrap();
+    }
+    let expected: usize = (1..=200).map(|r| r % 7).sum();
+    assert_eq!(runs.load(Ordering::Relaxed), expected);
+}
