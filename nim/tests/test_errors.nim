@@ -38,6 +38,14 @@ suite "errors":
       raiseSendStatus(StatusTimeout, 7)
     except ChannelTimeoutError as e:
       check e.unsentValue(int) == 7
+    try:
+      raiseSendStatus(StatusFull, @[1, 2])
+    except ChannelFullError as e:
+      check e.unsentValue(seq[int]) == @[1, 2]
+    try:
+      raiseSendStatus(StatusBusy, "busy")
+    except ChannelBusyError as e:
+      check e.unsentValue(string) == "busy"
 
   test "library version and ABI":
     check libraryAbiVersion == 1

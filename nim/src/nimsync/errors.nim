@@ -8,8 +8,9 @@
 ##     echo "not sent: ", e.msg
 ##
 ## Exceptions of sends derive from generic types that carry the unsent value:
-## ``ChannelClosedSendError[T]`` and ``ChannelTimeoutSendError[T]``
-## (see `unsentValue`).
+## ``ChannelClosedSendError[T]``, ``ChannelTimeoutSendError[T]``,
+## ``ChannelFullSendError[T]`` and ``ChannelBusySendError[T]`` (see
+## `unsentValue`).
 
 import private/abi
 
@@ -34,6 +35,14 @@ type
     value*: T
   ChannelTimeoutSendError*[T] = object of ChannelTimeoutError
     ## A send that timed out; `value` is the item that was not sent.
+    value*: T
+  ChannelFullSendError*[T] = object of ChannelFullError
+    ## A send that may not wait found the channel full; `value` is the item
+    ## that was not sent.
+    value*: T
+  ChannelBusySendError*[T] = object of ChannelBusyError
+    ## A send on a single-thread side that another thread was using; `value`
+    ## is the item that was not sent.
     value*: T
   CancellationError* = object of NimAsyncError
     ## An operation was cancelled.
@@ -65,13 +74,18 @@ proc raiseStatus*(status: Status) {.noreturn.} =
   else: raise newException(SystemError, statusName(status) & ": " & msg)
 
 proc raiseSendStatus*[T](status: Status, value: sink T) {.noreturn.} =
-  ## Like `raiseStatus`, for a send: closed and timeout errors carry `value`.
+  ## Like `raiseStatus`, for a send: closed, timeout, full and busy errors
+  ## carry `value`.
   let msg = lastMessage()
   case status
   of StatusClosed:
     raise (ref ChannelClosedSendError[T])(msg: msg, value: value)
   of StatusTimeout:
     raise (ref ChannelTimeoutSendError[T])(msg: msg, value: value)
+  of StatusFull:
+    raise (ref ChannelFullSendError[T])(msg: msg, value: value)
+  of StatusBusy:
+    raise (ref ChannelBusySendError[T])(msg: msg, value: value)
   else:
     raiseStatus(status)
 
@@ -85,5 +99,9 @@ proc unsentValue*[T](e: ref ChannelError, _: typedesc[T]): T =
     result = (ref ChannelClosedSendError[T])(e).value
   elif e of (ref ChannelTimeoutSendError[T]):
     result = (ref ChannelTimeoutSendError[T])(e).value
+  elif e of (ref ChannelFullSendError[T]):
+    result = (ref ChannelFullSendError[T])(e).value
+  elif e of (ref ChannelBusySendError[T]):
+    result = (ref ChannelBusySendError[T])(e).value
   else:
     raise newException(ValueError, "this error carries no unsent " & $T)
