@@ -71,7 +71,7 @@ lint:
 ## Model-checks the lock-free protocols with loom, three preemptions deep
 ## (`make test` runs the same models two deep to stay fast).
 loom:
-	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel --test loom_cancel --lib
+	RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release --target-dir target/loom --test loom_channel --test loom_cancel --test loom_metrics --test loom_tracing --lib
 
 doc: doc-rust doc-nim
 
@@ -96,6 +96,8 @@ bench: deps build-rust build-python
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
 	cargo bench -q -p nimsync-core --bench channels > $(BENCH)/rust.jsonl
 	cargo bench -q -p nimsync-core --bench tasks >> $(BENCH)/rust.jsonl
+	cargo bench -q -p nimsync-core --bench metrics >> $(BENCH)/rust.jsonl
+	cargo bench -q -p nimsync-core --bench tracing >> $(BENCH)/rust.jsonl
 	@command -v go >/dev/null || apt-get install -y -qq golang-go
 	cd bench/go && GOCACHE=$(BENCH)/gocache go run tasks.go > $(BENCH)/go.jsonl
 	cc -O2 -Wall -Wextra bench/c_channels.c -Iinclude -L$(LIBDIR) -lnimsync -lpthread \

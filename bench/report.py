@@ -127,6 +127,30 @@ SECTIONS: list[tuple[str, Callable[[Result], bool], dict[str, tuple[str, str]], 
         {"fib(30) cutoff 20": ("rust", "rayon::join")},
         False,
     ),
+    (
+        "Tracing: span start+end (ns, batch exporter running)",
+        lambda r: r.metric == "tracing",
+        {},
+        False,
+    ),
+    (
+        "Tracing at 1% sampling on a channel ping-pong (ns per round trip; ratio to untraced)",
+        lambda r: r.metric == "tracing overhead",
+        {"pingpong": ("rust", "nimsync")},
+        False,
+    ),
+    (
+        "Metrics recording, 1 and 2 threads on one metric (ns per op; ratio to the prometheus crate)",
+        lambda r: r.metric == "record_ns",
+        {c: ("rust", "prometheus crate") for c in ("counter 1 thread", "counter 2 threads", "histogram 1 thread", "histogram 2 threads")},
+        False,
+    ),
+    (
+        "Metrics on a channel ping-pong, round trips recorded in a histogram (ns per round trip; ratio to no metrics)",
+        lambda r: r.metric == "metrics_overhead",
+        {"pingpong": ("rust", "no metrics")},
+        False,
+    ),
 ]
 
 
@@ -172,6 +196,11 @@ TARGETS = [
     ("TaskGroup spawn >= 1.0x rayon scope", ("rust", "spawn", "spawn+join 1M", "nimsync TaskGroup"), ("rust", "spawn", "spawn+join 1M", "rayon scope"), 1.0),
     # Times: the ratio is rayon's time over ours, so "within 1.2x" is >= 1/1.2.
     ("fib within 1.2x of rayon::join", ("rust", "fib_ms", "fib(30) cutoff 20", "rayon::join"), ("rust", "fib_ms", "fib(30) cutoff 20", "nimsync join"), 1 / 1.2),
+    # Times again: untraced over traced, so "< 5% overhead" is >= 1/1.05.
+    ("tracing at 1% < 5% on ping-pong", ("rust", "tracing overhead", "pingpong", "nimsync"), ("rust", "tracing overhead", "pingpong", "nimsync+tracing 1%"), 1 / 1.05),
+    # Times: bare over recorded, so "<= 10% overhead" is >= 1/1.10.
+    ("metrics full collection <= 10% on ping-pong", ("rust", "metrics_overhead", "pingpong", "no metrics"), ("rust", "metrics_overhead", "pingpong", "full collection"), 1 / 1.10),
+    ("metrics at 1% sampling < 5% on ping-pong", ("rust", "metrics_overhead", "pingpong", "no metrics"), ("rust", "metrics_overhead", "pingpong", "1% sampling"), 1 / 1.05),
 ]
 
 

@@ -15,6 +15,56 @@
 // Pass as a `timeout_ns` to wait without limit.
 #define NIMSYNC_WAIT_FOREVER UINT64_MAX
 
+// Sampler kind: every span is sampled.
+#define NIMSYNC_TRACE_SAMPLER_ALWAYS_ON 0
+
+// Sampler kind: no span is sampled (ids still propagate).
+#define NIMSYNC_TRACE_SAMPLER_ALWAYS_OFF 1
+
+// Sampler kind: a `sampling_rate` fraction of traces, decided from the
+// trace id (the same decision in every service using the same rate).
+#define NIMSYNC_TRACE_SAMPLER_RATIO 2
+
+// Sampler kind: follow the parent's sampled flag; root spans use the
+// `sampling_rate` ratio (the default, with rate 1.0).
+#define NIMSYNC_TRACE_SAMPLER_PARENT_BASED 3
+
+// Span kind: an operation inside the application (the default).
+#define NIMSYNC_SPAN_KIND_INTERNAL 0
+
+// Span kind: the server side of a synchronous remote call.
+#define NIMSYNC_SPAN_KIND_SERVER 1
+
+// Span kind: the client side of a synchronous remote call.
+#define NIMSYNC_SPAN_KIND_CLIENT 2
+
+// Span kind: the sending side of an asynchronous message.
+#define NIMSYNC_SPAN_KIND_PRODUCER 3
+
+// Span kind: the receiving side of an asynchronous message.
+#define NIMSYNC_SPAN_KIND_CONSUMER 4
+
+// Span status code: not set.
+#define NIMSYNC_SPAN_STATUS_UNSET 0
+
+// Span status code: explicitly successful (final).
+#define NIMSYNC_SPAN_STATUS_OK 1
+
+// Span status code: failed (with a description).
+#define NIMSYNC_SPAN_STATUS_ERROR 2
+
+// Attribute type: `string_value`.
+#define NIMSYNC_TRACE_ATTR_STRING 0
+
+// Attribute type: `int_value`.
+#define NIMSYNC_TRACE_ATTR_INT 1
+
+// Attribute type: `double_value`.
+#define NIMSYNC_TRACE_ATTR_DOUBLE 2
+
+// Attribute type: `bool_value`.
+#define NIMSYNC_TRACE_ATTR_BOOL 3
+
 // The result of every nimsync function that can fail.
 //
 // `NIMSYNC_STATUS_OK` (0) means success. Any other value names what went
@@ -54,6 +104,9 @@ typedef enum {
   // An operating-system call failed (for example creating the loop
   // waker's file descriptor); the message has the system's reason.
   NIMSYNC_STATUS_SYSTEM = 13,
+  // One or more tasks of a task group failed (returned a non-zero status
+  // or panicked); the group's report lists each of them.
+  NIMSYNC_STATUS_TASK_FAILED = 14,
 } nimsync_status;
 
 // Channel modes for `nimsync_channel_new`: how many threads may use each
@@ -151,9 +204,59 @@ typedef struct nimsync_cancel_token nimsync_cancel_token;
 // `nimsync_channel_free`.
 typedef struct nimsync_channel nimsync_channel;
 
+// What a join found when the group did not simply succeed. Free it with
+// `nimsync_group_report_free`. Not shared: use from one thread at a time.
+typedef struct nimsync_group_report nimsync_group_report;
+
 // A readiness file descriptor for one event loop, plus the tokens of the
 // operations woken since the last drain. Thread-safe.
 typedef struct nimsync_loop_waker nimsync_loop_waker;
+
+// A registry of metrics. Thread-safe. Create with
+// `nimsync_metrics_collector_new`, release with
+// `nimsync_metrics_collector_free`; metric handles and servers made from it
+// stay usable after it is freed.
+typedef struct nimsync_metrics_collector nimsync_metrics_collector;
+
+// A counter family (Prometheus `counter`): a count that only goes up.
+// Thread-safe. Release with `nimsync_metrics_counter_free`.
+typedef struct nimsync_metrics_counter nimsync_metrics_counter;
+
+// A gauge family (Prometheus `gauge`): a value that goes up and down.
+// Thread-safe. Release with `nimsync_metrics_gauge_free`.
+typedef struct nimsync_metrics_gauge nimsync_metrics_gauge;
+
+// A histogram family: a distribution of `uint64_t` values. Thread-safe.
+// Release with `nimsync_metrics_histogram_free`.
+typedef struct nimsync_metrics_histogram nimsync_metrics_histogram;
+
+// A running `/metrics` HTTP endpoint (`nimsync_metrics_serve`).
+// Thread-safe. Stop it with `nimsync_metrics_server_stop` or
+// `nimsync_metrics_server_free`.
+typedef struct nimsync_metrics_server nimsync_metrics_server;
+
+// A handle on a pool of worker threads. Thread-safe. Free every handle
+// with `nimsync_scheduler_free`.
+typedef struct nimsync_scheduler nimsync_scheduler;
+
+// A span: one timed operation with attributes, events and a status.
+//
+// Thread-safe: any thread may set attributes, add events or end it.
+// `nimsync_trace_span_end` ends it (its ids stay readable);
+// `nimsync_trace_span_clone` takes another reference and
+// `nimsync_trace_span_free` releases one; the last release ends the span
+// if it has not ended.
+typedef struct nimsync_span nimsync_span;
+
+// A task group: tasks joined as a whole, with a shared cancel token. All
+// functions are thread-safe; tasks may spawn siblings into their own group.
+typedef struct nimsync_task_group nimsync_task_group;
+
+// A captured tracing context (a span's identity and the baggage), to make
+// current on another thread with `nimsync_trace_context_attach`.
+// Immutable and thread-safe; `nimsync_trace_context_clone` takes another
+// reference, `nimsync_trace_context_free` releases one.
+typedef struct nimsync_trace_context nimsync_trace_context;
 
 // A cancel callback: called once with the `ctx` given to
 // `nimsync_cancel_token_on_cancel` and the `nimsync_cancel_reason`.
@@ -165,6 +268,139 @@ typedef void (*nimsync_cancel_fn)(void *ctx, uint32_t reason);
 // channel being freed.
 typedef void (*nimsync_drop_fn)(uintptr_t item, void *ctx);
 
+// A task body of a group: gets its `arg` and the group's token (valid
+// during the call; clone it to keep it), returns 0 on success or a
+// non-zero status on failure. Returning `NIMSYNC_STATUS_CANCELLED` or
+// `NIMSYNC_STATUS_TIMEOUT` once the group is cancelled means "stopped
+// because the group was cancelled" and is not reported as a failure.
+typedef int (*nimsync_group_task_fn)(void *arg, const nimsync_cancel_token *token);
+
+// Releases the `arg` of a task that will never run (for example one a
+// cancelled task group skipped). Called at most once, on whichever thread
+// discards the task, and never for a task that ran: a task that runs owns
+// its `arg`.
+typedef void (*nimsync_task_drop_fn)(void *arg);
+
+// The outcome of a group as a whole, from `nimsync_group_report_summary`.
+typedef struct {
+  // Number of failed tasks (`nimsync_group_report_error` indices
+  // `0..errors`).
+  size_t errors;
+  // Tasks that never ran because the group was cancelled first (their
+  // `drop` was called).
+  size_t skipped;
+  // Why the group's token was cancelled: a `nimsync_cancel_reason`
+  // (`NIMSYNC_CANCEL_REASON_NONE` if it was not).
+  uint32_t cancel_reason;
+  // The cancel message (the first failure's message, the message given to
+  // `nimsync_task_group_cancel`, ...; "" for a deadline or no cancel).
+  // Owned by the report.
+  const char *cancel_message;
+  // True if the join's own wait ended early (its timeout or token) and the
+  // group was then cancelled and joined to the end.
+  bool interrupted;
+} nimsync_group_summary;
+
+// One failed task in a `nimsync_group_report`.
+typedef struct {
+  // The task's position in spawn order (0 for the group's first task).
+  size_t task;
+  // What the task returned, or `NIMSYNC_STATUS_PANIC` if it panicked.
+  int status;
+  // True if the task panicked rather than returning a status.
+  bool panicked;
+  // A sentence about the failure, e.g. "task 3 failed: returned status
+  // 42". Owned by the report: valid until `nimsync_group_report_free`.
+  const char *message;
+} nimsync_task_error;
+
+// How a histogram is exposed; pass NULL to `nimsync_metrics_register_histogram`
+// for the defaults. A zero-initialised struct also means the defaults.
+typedef struct {
+  // Ascending, finite `le` bounds of a Prometheus histogram, in exposed
+  // units (`+Inf` is added). NULL with `bucket_count` 0: decades from 1
+  // to 10^12.
+  const double *buckets;
+  // Entries in `buckets`.
+  size_t bucket_count;
+  // If `quantile_count` is not 0, the histogram is exposed as a
+  // Prometheus summary with these ascending quantiles (each 0–1) instead
+  // of buckets; `bucket_count` must then be 0.
+  const double *quantiles;
+  // Entries in `quantiles`.
+  size_t quantile_count;
+  // Recorded values are multiplied by this on exposition (1e-9 turns
+  // nanoseconds into seconds). 0 means 1; otherwise positive and finite.
+  double scale;
+} nimsync_metrics_histogram_opts;
+
+// The numbers most often asked of a histogram, from one snapshot
+// (`nimsync_metrics_histogram_summary`). All 0 when nothing was recorded.
+typedef struct {
+  // Values recorded (kept by sampling).
+  uint64_t count;
+  // Their sum (exact up to 2^53).
+  double sum;
+  // The smallest value.
+  uint64_t min;
+  // The largest value.
+  uint64_t max;
+  // The mean.
+  double mean;
+  // The median (within 1%, like every percentile below).
+  uint64_t p50;
+  // The 90th percentile.
+  uint64_t p90;
+  // The 95th percentile.
+  uint64_t p95;
+  // The 99th percentile.
+  uint64_t p99;
+  // The 99.9th percentile.
+  uint64_t p999;
+} nimsync_metrics_summary;
+
+// A task body: called once, on a worker thread, with the task's `arg`.
+typedef void (*nimsync_task_fn)(void *arg);
+
+// A snapshot of a whole pool, filled by `nimsync_scheduler_get_metrics`.
+typedef struct {
+  // Number of workers in the pool (also when fewer per-worker entries
+  // were requested).
+  uint64_t workers;
+  // Tasks spawned from outside the pool (into its global queue).
+  uint64_t injected;
+  // Tasks spawned in total (injected plus spawned by workers).
+  uint64_t spawned;
+  // Tasks run in total.
+  uint64_t executed;
+  // Tasks stolen between workers in total.
+  uint64_t stolen;
+  // Tasks waiting in the global queue at the moment of the snapshot.
+  uint64_t injector_depth;
+  // How unevenly the work was spread: the busiest worker's executed count
+  // over the mean, minus one (0 = perfectly even; 1 = the busiest ran
+  // twice its share). 0 before any task ran.
+  double load_imbalance;
+} nimsync_scheduler_metrics;
+
+// Counters of one worker, from `nimsync_scheduler_get_metrics`.
+typedef struct {
+  // Tasks spawned from this worker (by tasks running on it).
+  uint64_t spawned;
+  // Tasks this worker ran.
+  uint64_t executed;
+  // Tasks this worker took from other workers' queues.
+  uint64_t stolen_by;
+  // Tasks other workers took from this worker's queue.
+  uint64_t stolen_from;
+  // Tasks waiting in this worker's queue at the moment of the snapshot.
+  uint64_t queue_depth;
+  // Times this worker went to sleep for lack of work.
+  uint64_t parks;
+  // Tasks that panicked on this worker (caught; the worker lives on).
+  uint64_t panics;
+} nimsync_worker_metrics;
+
 // One operation of a `nimsync_select` call.
 typedef struct {
   // The channel (a live handle).
@@ -174,6 +410,99 @@ typedef struct {
   // For send cases, the item to send; ignored for receive cases.
   uintptr_t item;
 } nimsync_select_case;
+
+// How `nimsync_trace_init` sets up the process's tracer. Fill it with
+// `nimsync_trace_config_init` first, then change what you need, so that
+// fields added later get their defaults.
+typedef struct {
+  // One of `NIMSYNC_TRACE_SAMPLER_*` (default `PARENT_BASED`).
+  uint32_t sampler;
+  // Fraction of traces sampled by the `RATIO` and `PARENT_BASED`
+  // samplers, in `0.0..=1.0` (default 1.0).
+  double sampling_rate;
+  // Append each batch as one line of OTLP JSON to this file (created if
+  // missing); NULL for none. At most one of `file_path` and
+  // `collector_url`.
+  const char *file_path;
+  // POST each batch as OTLP/HTTP JSON to this `http://host[:port][/path]`
+  // (path default `/v1/traces`); NULL for none.
+  const char *collector_url;
+  // The `service.name` resource attribute; NULL for `unknown_service`.
+  const char *service_name;
+  // Most spans per export (default 512; at least 1).
+  size_t max_batch_size;
+  // Ended spans that may wait for export; more are dropped and counted
+  // (default 2048, rounded up to a power of two).
+  size_t max_queue_size;
+  // Longest a span waits for its batch to fill, in nanoseconds (default
+  // one second).
+  uint64_t scheduled_delay_ns;
+} nimsync_trace_config;
+
+// The exporter's counters (`nimsync_trace_get_stats`).
+typedef struct {
+  // Ended sampled spans accepted into the export buffer.
+  uint64_t queued;
+  // Spans dropped: the buffer was full or the exporter had shut down.
+  uint64_t dropped;
+  // Spans in batches the exporter delivered.
+  uint64_t exported;
+  // Spans in batches the exporter failed to deliver
+  // (`nimsync_trace_last_export_error` says why).
+  uint64_t failed;
+  // The buffer's capacity (0 without an exporter).
+  size_t queue_capacity;
+} nimsync_trace_stats;
+
+// A span's identity, as lowercase hex strings (NUL-terminated).
+typedef struct {
+  // The trace id: 32 hex digits.
+  char trace_id[33];
+  // The span's id: 16 hex digits.
+  char span_id[17];
+  // The parent's span id, or "" for a root span (or when unknown, as for
+  // the current context taken from a remote `traceparent`).
+  char parent_span_id[17];
+  // The trace flags (bit 0: sampled).
+  uint8_t flags;
+  // Whether the span is sampled (recorded and exported).
+  bool sampled;
+  // Whether the context came from another process (a parsed header).
+  bool remote;
+} nimsync_span_context;
+
+// One attribute of an event (`nimsync_trace_span_add_event`).
+// `value_type` is one of `NIMSYNC_TRACE_ATTR_*` and says which value field
+// is read.
+typedef struct {
+  // The attribute's name (NUL-terminated UTF-8).
+  const char *key;
+  // Which of the value fields holds the value (`NIMSYNC_TRACE_ATTR_*`).
+  uint32_t value_type;
+  // The value when `value_type` is `NIMSYNC_TRACE_ATTR_STRING` (UTF-8).
+  const char *string_value;
+  // The value when `value_type` is `NIMSYNC_TRACE_ATTR_INT`.
+  int64_t int_value;
+  // The value when `value_type` is `NIMSYNC_TRACE_ATTR_DOUBLE`.
+  double double_value;
+  // The value when `value_type` is `NIMSYNC_TRACE_ATTR_BOOL`.
+  bool bool_value;
+} nimsync_trace_attribute;
+
+// A parsed `traceparent` header.
+typedef struct {
+  // The header's version (0; a higher one was parsed by the
+  // specification's forward-compatible rule).
+  uint8_t version;
+  // The trace id: 32 lowercase hex digits, NUL-terminated.
+  char trace_id[33];
+  // The caller's span id: 16 lowercase hex digits, NUL-terminated.
+  char parent_id[17];
+  // The trace flags as received.
+  uint8_t flags;
+  // Whether the sampled flag (bit 0) is set.
+  bool sampled;
+} nimsync_traceparent;
 
 #ifdef __cplusplus
 extern "C" {
@@ -522,6 +851,527 @@ nimsync_status nimsync_channel_is_closed(const nimsync_channel *channel, bool *o
 // Stores in `*out_mode` the channel's `nimsync_channel_mode`.
 nimsync_status nimsync_channel_get_mode(const nimsync_channel *channel, uint32_t *out_mode);
 
+// Creates a task group and stores it in `*out_group`.
+//
+// - `scheduler`: the pool to run on; NULL for the global one.
+// - `parent`: NULL, or a token the group's token descends from (an
+//   enclosing group's `nimsync_task_group_token`, for nested groups):
+//   cancelling it cancels the group, not the other way round.
+// - `limit`: at most this many of the group's tasks run at once (the rest
+//   wait in the group, in spawn order, without blocking the spawner); 0 for
+//   no limit.
+// - `timeout_ns`: the group is cancelled with
+//   `NIMSYNC_CANCEL_REASON_DEADLINE_EXCEEDED` this long from now (at once
+//   for 0); `NIMSYNC_WAIT_FOREVER` for no deadline.
+//
+// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out_group` is NULL.
+//
+// ```c
+// nimsync_task_group *g;
+// nimsync_task_group_new(NULL, NULL, 4, NIMSYNC_WAIT_FOREVER, &g);
+// for (int i = 0; i < n; i++)
+//     nimsync_task_group_spawn(g, fetch, &jobs[i], NULL, NULL);
+// nimsync_group_report *report;
+// if (nimsync_task_group_join(g, &report) != NIMSYNC_STATUS_OK) {
+//     nimsync_group_summary sum;
+//     nimsync_group_report_summary(report, &sum);
+//     for (size_t i = 0; i < sum.errors; i++) {
+//         nimsync_task_error e;
+//         nimsync_group_report_error(report, i, &e);
+//         fprintf(stderr, "%s\n", e.message);
+//     }
+//     nimsync_group_report_free(report);
+// }
+// nimsync_task_group_free(g);
+// ```
+nimsync_status nimsync_task_group_new(const nimsync_scheduler *scheduler,
+                                      const nimsync_cancel_token *parent,
+                                      size_t limit,
+                                      uint64_t timeout_ns,
+                                      nimsync_task_group **out_group);
+
+// Starts `fn(arg, token)` in the group and stores its spawn index (0 for
+// the first task) in `*out_index` (`out_index` may be NULL).
+//
+// A task that runs owns `arg`. If the group is cancelled before the task
+// starts, it is skipped: `drop(arg)` is called instead (when `drop` is not
+// NULL) and the task counts in the report's `skipped`. On a failed call
+// (`NIMSYNC_STATUS_NULL_ARGUMENT` for a NULL `group` or `fn`) nothing is
+// called and `arg` stays with the caller.
+//
+// The task must not unwind (a C++ exception or `longjmp` out of `fn` is
+// undefined behaviour).
+nimsync_status nimsync_task_group_spawn(const nimsync_task_group *group,
+                                        nimsync_group_task_fn task_fn,
+                                        void *task_arg,
+                                        nimsync_task_drop_fn drop_fn,
+                                        size_t *out_index);
+
+// Waits until every task of the group has finished (see
+// `nimsync_task_group_join_with`). Called on one of the pool's workers
+// (from a task), it runs other queued tasks while it waits.
+nimsync_status nimsync_task_group_join(const nimsync_task_group *group,
+                                       nimsync_group_report **out_report);
+
+// Waits until every task of the group has finished and reports the
+// outcome:
+//
+// - `NIMSYNC_STATUS_OK`: every task succeeded and the group was not
+//   cancelled; `*out_report` is set to NULL.
+// - `NIMSYNC_STATUS_TASK_FAILED`: at least one task failed; the report
+//   lists every failure in spawn order.
+// - `NIMSYNC_STATUS_CANCELLED` / `NIMSYNC_STATUS_TIMEOUT`: no task failed
+//   but the group was cancelled (by `nimsync_task_group_cancel`, its parent
+//   token) or its deadline passed.
+// - `NIMSYNC_STATUS_INTERRUPTED`: the wait was interrupted (a signal
+//   whose handler asked blocking nimsync calls to stop); the group was
+//   then cancelled and joined to the end.
+//
+// If `timeout_ns` passes first (`NIMSYNC_WAIT_FOREVER` for no limit) or
+// `cancel` (may be NULL) is cancelled, the group is cancelled with the
+// message "join ended early: ..." and still joined to the end, so no task
+// outlives this call; the status is then `NIMSYNC_STATUS_CANCELLED` (or
+// `NIMSYNC_STATUS_TASK_FAILED` if tasks failed).
+//
+// On those four, `*out_report` receives a report to read and free with
+// `nimsync_group_report_free`; the last error message summarises it.
+// `NIMSYNC_STATUS_NULL_ARGUMENT` (NULL `group` or `out_report`) leaves
+// `*out_report` untouched. Joining again reports failures since the last
+// join.
+nimsync_status nimsync_task_group_join_with(const nimsync_task_group *group,
+                                            uint64_t timeout_ns,
+                                            const nimsync_cancel_token *cancel,
+                                            nimsync_group_report **out_report);
+
+// Joins without blocking: `NIMSYNC_STATUS_PENDING` (and `*out_report`
+// untouched) while tasks are unfinished; otherwise as
+// `nimsync_task_group_join`.
+nimsync_status nimsync_task_group_try_join(const nimsync_task_group *group,
+                                           nimsync_group_report **out_report);
+
+// Joins for an event loop: like `nimsync_task_group_try_join`, but when it
+// returns `NIMSYNC_STATUS_PENDING` it has also arranged for `token` to be
+// reported by `waker` (its descriptor becomes readable) once the last task
+// has finished; the loop then calls this again. Nothing polls in between.
+// A group has one such pending join at a time: a new call replaces the
+// previous registration.
+//
+// ```c
+// nimsync_loop_waker *w; int fd;
+// nimsync_loop_waker_new(&w);
+// nimsync_loop_waker_fd(w, &fd);
+// nimsync_group_report *report;
+// nimsync_status s;
+// while ((s = nimsync_task_group_poll_join(g, w, 1, &report)) == NIMSYNC_STATUS_PENDING) {
+//     struct pollfd p = {fd, POLLIN, 0};
+//     poll(&p, 1, -1);          /* the event loop's wait */
+//     uint64_t tokens[8]; size_t n;
+//     nimsync_loop_waker_drain(w, tokens, 8, &n);
+// }
+// ```
+nimsync_status nimsync_task_group_poll_join(const nimsync_task_group *group,
+                                            const nimsync_loop_waker *waker,
+                                            uint64_t token,
+                                            nimsync_group_report **out_report);
+
+// Cancels the group's token with `message` (copied; NULL means ""): tasks
+// not started yet are skipped, running ones see the token. A join then
+// returns `NIMSYNC_STATUS_CANCELLED` unless a task failed.
+nimsync_status nimsync_task_group_cancel(const nimsync_task_group *group, const char *message);
+
+// Stores in `*out_token` a new reference to the group's cancel token (free
+// it with `nimsync_cancel_token_free`): pass it to blocking calls, or as
+// the `parent` of a nested group.
+nimsync_status nimsync_task_group_token(const nimsync_task_group *group,
+                                        nimsync_cancel_token **out_token);
+
+// Frees a group. If tasks are still unfinished, the group is cancelled
+// ("task group freed before join") and this waits for them first: no task
+// outlives its group, and skipped tasks get their `drop` called. Must not
+// be called from one of the group's own tasks. NULL is ignored.
+void nimsync_task_group_free(nimsync_task_group *group);
+
+// Fills `*out_summary` with the outcome of the group as a whole.
+nimsync_status nimsync_group_report_summary(const nimsync_group_report *report,
+                                            nimsync_group_summary *out_summary);
+
+// Fills `*out_error` with the `index`-th failure (in spawn order; `index`
+// below the summary's `errors`). Returns `NIMSYNC_STATUS_INVALID_ARGUMENT`
+// for an index out of range.
+nimsync_status nimsync_group_report_error(const nimsync_group_report *report,
+                                          size_t index,
+                                          nimsync_task_error *out_error);
+
+// Frees a report and the strings it lent out. NULL is ignored.
+void nimsync_group_report_free(nimsync_group_report *report);
+
+// Creates a collector and stores it in `*out_collector`. While `enabled` is
+// false nothing is recorded; each histogram record is kept with probability
+// `sampling_rate` (counters and gauges are never sampled).
+//
+// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out_collector` is NULL and
+// `NIMSYNC_STATUS_INVALID_ARGUMENT` if `sampling_rate` is not in 0.0–1.0
+// (or is NaN).
+nimsync_status nimsync_metrics_collector_new(bool enabled,
+                                             double sampling_rate,
+                                             nimsync_metrics_collector **out_collector);
+
+// Releases a collector. Its metric handles and running servers stay usable
+// (and keep what they need alive). NULL is ignored.
+void nimsync_metrics_collector_free(nimsync_metrics_collector *collector);
+
+// Turns recording on or off for every metric of the collector.
+nimsync_status nimsync_metrics_collector_set_enabled(const nimsync_metrics_collector *collector,
+                                                     bool enabled);
+
+// Changes the histogram sampling rate; `NIMSYNC_STATUS_INVALID_ARGUMENT`
+// unless it is in 0.0–1.0.
+nimsync_status nimsync_metrics_collector_set_sampling_rate(const nimsync_metrics_collector *collector,
+                                                           double sampling_rate);
+
+// Stores whether the collector records in `*out_enabled` and its sampling
+// rate in `*out_sampling_rate` (either out-pointer may be NULL).
+nimsync_status nimsync_metrics_collector_settings(const nimsync_metrics_collector *collector,
+                                                  bool *out_enabled,
+                                                  double *out_sampling_rate);
+
+// Writes the whole collector in the Prometheus text format 0.0.4 into
+// `buffer`, the way `snprintf` does: at most `capacity - 1` bytes and a
+// terminating NUL (nothing when `capacity` is 0; `buffer` may then be
+// NULL). `*out_len` (`out_len` may be NULL) receives the full text's length
+// without the NUL: if it is `>= capacity` the text was cut short. The text
+// can grow between two calls, so grow the buffer and call again until it fits:
+//
+// ```c
+// size_t cap = 4096, len;
+// char *text = malloc(cap);
+// while (nimsync_metrics_collector_prometheus(c, text, cap, &len) == NIMSYNC_STATUS_OK && len >= cap) {
+//     cap = len + 1024;
+//     text = realloc(text, cap);
+// }
+// ```
+nimsync_status nimsync_metrics_collector_prometheus(const nimsync_metrics_collector *collector,
+                                                    char *buffer,
+                                                    size_t capacity,
+                                                    size_t *out_len);
+
+// Like `nimsync_metrics_collector_prometheus`, for the one metric family
+// (or runtime family) called `name`: its `# HELP`/`# TYPE` lines and
+// samples. The text is "" when there is no such family.
+nimsync_status nimsync_metrics_collector_prometheus_family(const nimsync_metrics_collector *collector,
+                                                           const char *name,
+                                                           char *buffer,
+                                                           size_t capacity,
+                                                           size_t *out_len);
+
+// Removes the metric `name` and all its series from the collector; handles
+// already given out keep working but are no longer exposed. `*out_found`
+// (may be NULL) tells whether there was such a metric.
+nimsync_status nimsync_metrics_unregister(const nimsync_metrics_collector *collector,
+                                          const char *name,
+                                          bool *out_found);
+
+// Registers (or finds, when a counter of that name and labels exists) a
+// counter and stores a new handle on it in `*out_counter`.
+//
+// `name` is a Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`); `help`
+// may be NULL or "" (no `# HELP` line); `label_names` holds `label_count`
+// label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`, no
+// duplicates), NULL when `label_count` is 0.
+//
+// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` for a NULL `collector`, `name`,
+// `out_counter`, or label name, and `NIMSYNC_STATUS_INVALID_ARGUMENT` for
+// a bad name or label name, or a name already taken by another kind of
+// metric, other labels, or a histogram's `_sum`/`_count`/`_bucket` lines.
+nimsync_status nimsync_metrics_register_counter(const nimsync_metrics_collector *collector,
+                                                const char *name,
+                                                const char *help,
+                                                const char *const *label_names,
+                                                size_t label_count,
+                                                nimsync_metrics_counter **out_counter);
+
+// Registers (or finds) a gauge; arguments and statuses as for
+// `nimsync_metrics_register_counter`.
+nimsync_status nimsync_metrics_register_gauge(const nimsync_metrics_collector *collector,
+                                              const char *name,
+                                              const char *help,
+                                              const char *const *label_names,
+                                              size_t label_count,
+                                              nimsync_metrics_gauge **out_gauge);
+
+// Registers (or finds, when one with the same labels and options exists) a
+// histogram; `opts` may be NULL for the defaults (a Prometheus histogram
+// with decade buckets from 1 to 10^12, values exposed as recorded).
+// Arguments and statuses as for `nimsync_metrics_register_counter`; also
+// `NIMSYNC_STATUS_INVALID_ARGUMENT` for bad options (bounds not ascending
+// or not finite, quantiles outside 0–1, both buckets and quantiles, a
+// negative or non-finite scale) and for the label names `le` and `quantile`.
+nimsync_status nimsync_metrics_register_histogram(const nimsync_metrics_collector *collector,
+                                                  const char *name,
+                                                  const char *help,
+                                                  const char *const *label_names,
+                                                  size_t label_count,
+                                                  const nimsync_metrics_histogram_opts *opts,
+                                                  nimsync_metrics_histogram **out_histogram);
+
+// Stores in `*out_histogram` a new handle on the unlabelled histogram
+// registered as `name`. Returns `NIMSYNC_STATUS_INVALID_ARGUMENT` when
+// there is none (no such metric, another kind, or a labelled histogram).
+nimsync_status nimsync_metrics_find_histogram(const nimsync_metrics_collector *collector,
+                                              const char *name,
+                                              nimsync_metrics_histogram **out_histogram);
+
+// Releases a counter handle (the counter stays registered). NULL is ignored.
+void nimsync_metrics_counter_free(nimsync_metrics_counter *counter);
+
+// Releases a gauge handle (the gauge stays registered). NULL is ignored.
+void nimsync_metrics_gauge_free(nimsync_metrics_gauge *gauge);
+
+// Releases a histogram handle (the histogram stays registered). NULL is ignored.
+void nimsync_metrics_histogram_free(nimsync_metrics_histogram *histogram);
+
+// Stores in `*out_collector` another handle on the same collector (free
+// each handle with `nimsync_metrics_collector_free`).
+nimsync_status nimsync_metrics_collector_clone(const nimsync_metrics_collector *collector,
+                                               nimsync_metrics_collector **out_collector);
+
+// Stores in `*out_counter` another handle on the same counter.
+nimsync_status nimsync_metrics_counter_clone(const nimsync_metrics_counter *counter,
+                                             nimsync_metrics_counter **out_counter);
+
+// Stores in `*out_gauge` another handle on the same gauge.
+nimsync_status nimsync_metrics_gauge_clone(const nimsync_metrics_gauge *gauge,
+                                           nimsync_metrics_gauge **out_gauge);
+
+// Stores in `*out_histogram` another handle on the same histogram.
+nimsync_status nimsync_metrics_histogram_clone(const nimsync_metrics_histogram *histogram,
+                                               nimsync_metrics_histogram **out_histogram);
+
+// Stores in `*out_counter` a new handle bound to the series of these label
+// values: record through it with `NULL, 0` and no label lookup (a labelled
+// call costs a lookup under a read lock, this one an atomic add). Label
+// values as for `nimsync_metrics_counter_inc`.
+//
+// ```c
+// const char *get[] = {"GET"};
+// nimsync_metrics_counter *gets;
+// nimsync_metrics_counter_labels(requests, get, 1, &gets);
+// nimsync_metrics_counter_inc(gets, NULL, 0);
+// ```
+nimsync_status nimsync_metrics_counter_labels(const nimsync_metrics_counter *counter,
+                                              const char *const *label_values,
+                                              size_t label_count,
+                                              nimsync_metrics_counter **out_counter);
+
+// Like `nimsync_metrics_counter_labels`, for a gauge.
+nimsync_status nimsync_metrics_gauge_labels(const nimsync_metrics_gauge *gauge,
+                                            const char *const *label_values,
+                                            size_t label_count,
+                                            nimsync_metrics_gauge **out_gauge);
+
+// Like `nimsync_metrics_counter_labels`, for a histogram.
+nimsync_status nimsync_metrics_histogram_labels(const nimsync_metrics_histogram *histogram,
+                                                const char *const *label_values,
+                                                size_t label_count,
+                                                nimsync_metrics_histogram **out_histogram);
+
+// Adds 1 to the counter (nothing while the collector is disabled).
+nimsync_status nimsync_metrics_counter_inc(const nimsync_metrics_counter *counter,
+                                           const char *const *label_values,
+                                           size_t label_count);
+
+// Adds `n` to the counter (nothing while the collector is disabled).
+nimsync_status nimsync_metrics_counter_add(const nimsync_metrics_counter *counter,
+                                           const char *const *label_values,
+                                           size_t label_count,
+                                           uint64_t n);
+
+// Stores the counter's current total in `*out_value`.
+nimsync_status nimsync_metrics_counter_get(const nimsync_metrics_counter *counter,
+                                           const char *const *label_values,
+                                           size_t label_count,
+                                           uint64_t *out_value);
+
+// Sets the gauge to `value` (nothing while the collector is disabled).
+nimsync_status nimsync_metrics_gauge_set(const nimsync_metrics_gauge *gauge,
+                                         const char *const *label_values,
+                                         size_t label_count,
+                                         double value);
+
+// Adds `delta` (negative to subtract) to the gauge; concurrent adds are
+// all applied.
+nimsync_status nimsync_metrics_gauge_add(const nimsync_metrics_gauge *gauge,
+                                         const char *const *label_values,
+                                         size_t label_count,
+                                         double delta);
+
+// Stores the gauge's current value in `*out_value`.
+nimsync_status nimsync_metrics_gauge_get(const nimsync_metrics_gauge *gauge,
+                                         const char *const *label_values,
+                                         size_t label_count,
+                                         double *out_value);
+
+// Records `value` in the histogram (kept with the collector's sampling
+// probability; nothing while the collector is disabled).
+nimsync_status nimsync_metrics_histogram_record(const nimsync_metrics_histogram *histogram,
+                                                const char *const *label_values,
+                                                size_t label_count,
+                                                uint64_t value);
+
+// Stores in `*out_value` the value at `percentile` (0–100) of what the
+// histogram recorded, within 1%: the recorded value of nearest rank, 0
+// when nothing was recorded. `NIMSYNC_STATUS_INVALID_ARGUMENT` when
+// `percentile` is NaN or outside 0–100.
+nimsync_status nimsync_metrics_histogram_percentile(const nimsync_metrics_histogram *histogram,
+                                                    const char *const *label_values,
+                                                    size_t label_count,
+                                                    double percentile,
+                                                    uint64_t *out_value);
+
+// Fills `*out_summary` with the histogram's count, sum, min, max, mean and
+// usual percentiles, all from one snapshot.
+nimsync_status nimsync_metrics_histogram_summary(const nimsync_metrics_histogram *histogram,
+                                                 const char *const *label_values,
+                                                 size_t label_count,
+                                                 nimsync_metrics_summary *out_summary);
+
+// Publishes the pool's metrics (`nimsync_scheduler_*` families, label
+// `scheduler="<name>"`) in the collector, read at each exposition. The
+// collector does not keep the pool alive; its series vanish with it.
+// `NIMSYNC_STATUS_INVALID_ARGUMENT` if `name` is already used by another
+// runtime object of the collector.
+nimsync_status nimsync_metrics_register_scheduler(const nimsync_metrics_collector *collector,
+                                                  const char *name,
+                                                  const nimsync_scheduler *scheduler);
+
+// Publishes the channel's length, capacity, closed flag and waiting
+// threads (`nimsync_channel_*` families, label `channel="<name>"`), as
+// `nimsync_metrics_register_scheduler` does for a pool.
+nimsync_status nimsync_metrics_register_channel(const nimsync_metrics_collector *collector,
+                                                const char *name,
+                                                const nimsync_channel *channel);
+
+// Publishes the task group's counts (`nimsync_group_*` families, label
+// `group="<name>"`), as `nimsync_metrics_register_scheduler` does for a pool.
+nimsync_status nimsync_metrics_register_group(const nimsync_metrics_collector *collector,
+                                              const char *name,
+                                              const nimsync_task_group *group);
+
+// Stops publishing the runtime object registered as `name`; `*out_found`
+// (may be NULL) tells whether there was one.
+nimsync_status nimsync_metrics_unregister_runtime(const nimsync_metrics_collector *collector,
+                                                  const char *name,
+                                                  bool *out_found);
+
+// Serves the collector's exposition at `GET /metrics` on `address` (for
+// example "127.0.0.1:9464"; port 0 picks a free port, see
+// `nimsync_metrics_server_port`) from one background thread, and stores
+// the server in `*out_server`. Other paths answer 404.
+//
+// Returns `NIMSYNC_STATUS_INVALID_ARGUMENT` when the address cannot be
+// parsed or listened on (the message has the system's reason).
+nimsync_status nimsync_metrics_serve(const nimsync_metrics_collector *collector,
+                                     const char *address,
+                                     nimsync_metrics_server **out_server);
+
+// Stores the port the server listens on in `*out_port`.
+nimsync_status nimsync_metrics_server_port(const nimsync_metrics_server *server,
+                                           uint16_t *out_port);
+
+// Writes the address the server listens on ("127.0.0.1:40123") into
+// `buffer`, `snprintf`-style as `nimsync_metrics_collector_prometheus` does.
+nimsync_status nimsync_metrics_server_address(const nimsync_metrics_server *server,
+                                              char *buffer,
+                                              size_t capacity,
+                                              size_t *out_len);
+
+// Stops serving: closes the listening socket and joins the server's
+// thread. Stopping a stopped server does nothing. The handle stays valid
+// until `nimsync_metrics_server_free`.
+nimsync_status nimsync_metrics_server_stop(const nimsync_metrics_server *server);
+
+// Stops the server (if running) and releases the handle. NULL is ignored.
+void nimsync_metrics_server_free(nimsync_metrics_server *server);
+
+// Starts a pool of `workers` threads (1 to 1024; 0 means one per available
+// core) and stores its handle in `*out_scheduler`.
+//
+// Returns `NIMSYNC_STATUS_NULL_ARGUMENT` if `out_scheduler` is NULL,
+// `NIMSYNC_STATUS_INVALID_ARGUMENT` for more than 1024 workers, and
+// `NIMSYNC_STATUS_OUT_OF_MEMORY` if a thread cannot be started.
+//
+// ```c
+// nimsync_scheduler *pool;
+// nimsync_scheduler_new(4, &pool);
+// nimsync_scheduler_spawn(pool, work, arg, free);
+// nimsync_scheduler_shutdown(pool); /* runs what is queued, joins the workers */
+// nimsync_scheduler_free(pool);
+// ```
+nimsync_status nimsync_scheduler_new(size_t workers, nimsync_scheduler **out_scheduler);
+
+// Stores in `*out_scheduler` a handle on the process-wide pool (started
+// on first use with one worker per available core). It is never shut
+// down; free the handle with `nimsync_scheduler_free` all the same.
+nimsync_status nimsync_scheduler_global(nimsync_scheduler **out_scheduler);
+
+// Takes another handle on the same pool and stores it in `*out_scheduler`.
+nimsync_status nimsync_scheduler_clone(const nimsync_scheduler *scheduler,
+                                       nimsync_scheduler **out_scheduler);
+
+// Stores the pool's number of worker threads in `*out_workers`.
+nimsync_status nimsync_scheduler_workers(const nimsync_scheduler *scheduler, size_t *out_workers);
+
+// Runs `fn(arg)` on one of the pool's workers. From a task running on the
+// pool, the task goes to that worker's own queue; from elsewhere, to the
+// global queue. After `nimsync_scheduler_shutdown` the task runs on the
+// calling thread before this call returns.
+//
+// A task that runs owns `arg`. `drop` (may be NULL) is called with `arg`
+// instead if the task is discarded without running. On a failed call
+// (`NIMSYNC_STATUS_NULL_ARGUMENT` for a NULL `scheduler` or `fn`) nothing
+// is called and `arg` stays with the caller.
+//
+// The task must not unwind (a C++ exception or `longjmp` out of `fn` is
+// undefined behaviour). Use a task group to learn whether tasks succeeded.
+nimsync_status nimsync_scheduler_spawn(const nimsync_scheduler *scheduler,
+                                       nimsync_task_fn task_fn,
+                                       void *task_arg,
+                                       nimsync_task_drop_fn drop_fn);
+
+// Takes a snapshot of the pool's counters: the totals into
+// `*out_metrics`, and the first `capacity` workers' counters into
+// `workers[0..capacity)` (`workers` may be NULL when `capacity` is 0).
+// `out_metrics->workers` tells how many workers there are; entries past
+// that are left untouched. Reading takes no lock and does not slow the
+// workers; each counter is exact, though the snapshot is not one instant.
+//
+// ```c
+// nimsync_worker_metrics per[16];
+// nimsync_scheduler_metrics m;
+// nimsync_scheduler_get_metrics(pool, &m, per, 16);
+// printf("%llu tasks run, imbalance %.2f\n", (unsigned long long)m.executed, m.load_imbalance);
+// ```
+nimsync_status nimsync_scheduler_get_metrics(const nimsync_scheduler *scheduler,
+                                             nimsync_scheduler_metrics *out_metrics,
+                                             nimsync_worker_metrics *workers,
+                                             size_t capacity);
+
+// Stops a pool made by `nimsync_scheduler_new`: its workers run every task
+// still queued (and the tasks those spawn), then exit, and this call waits
+// for them. Later spawns run on the spawning thread. Calling it again does
+// nothing. Called from one of the pool's own tasks, it does not wait for
+// that task's worker, which exits once the task returns.
+//
+// Returns `NIMSYNC_STATUS_INVALID_ARGUMENT` for the global pool, which
+// other parts of the program share and which is never stopped.
+nimsync_status nimsync_scheduler_shutdown(const nimsync_scheduler *scheduler);
+
+// Releases a handle. The last handle on a pool made by
+// `nimsync_scheduler_new` shuts it down first (see
+// `nimsync_scheduler_shutdown`: queued tasks run, workers are joined), as
+// long as no task group still uses it. NULL is ignored.
+void nimsync_scheduler_free(nimsync_scheduler *scheduler);
+
 // Completes exactly one of `n_cases` operations, waiting at most
 // `timeout_ns` nanoseconds (0: do not wait — the "default" case;
 // `NIMSYNC_WAIT_FOREVER`: no limit). Cases are tried from a random start so
@@ -582,6 +1432,323 @@ const char *nimsync_status_str(int status);
 // if none failed yet. The string belongs to the library and stays valid until
 // the next failing nimsync call on the same thread; copy it to keep it.
 const char *nimsync_last_error_message(void);
+
+// Fills `*out_config` with the defaults: parent-based sampling at rate 1.0,
+// no exporter, `unknown_service`, batches of 512, a buffer of 2048, one
+// second of batching delay.
+nimsync_status nimsync_trace_config_init(nimsync_trace_config *out_config);
+
+// Installs the process's tracer as `config` describes (NULL: the defaults
+// of `nimsync_trace_config_init`). A tracer installed before is shut down
+// first: its buffered spans are exported.
+//
+// Statuses: `INVALID_ARGUMENT` for an unknown sampler, a rate outside
+// 0..=1, a zero batch or queue size, both exporters set, a file that cannot
+// be opened or a URL that is not `http://host[:port][/path]` (the message
+// says which); `OUT_OF_MEMORY` if the export thread cannot start.
+//
+// ```c
+// nimsync_trace_config cfg;
+// nimsync_trace_config_init(&cfg);
+// cfg.sampler = NIMSYNC_TRACE_SAMPLER_PARENT_BASED;
+// cfg.sampling_rate = 0.01;
+// cfg.collector_url = "http://127.0.0.1:4318";
+// cfg.service_name = "checkout";
+// nimsync_trace_init(&cfg);
+// ```
+nimsync_status nimsync_trace_init(const nimsync_trace_config *config);
+
+// Exports every span ended so far, waiting up to `timeout_ns` nanoseconds
+// (`NIMSYNC_WAIT_FOREVER`: no limit). `TIMEOUT` if the export took longer.
+// Returns at once without an exporter or after shutdown.
+nimsync_status nimsync_trace_flush(uint64_t timeout_ns);
+
+// Exports what is buffered and stops the export thread. Spans ended later
+// are dropped (and counted) until `nimsync_trace_init` installs a new
+// tracer. Idempotent.
+nimsync_status nimsync_trace_shutdown(void);
+
+// Writes the exporter's counters to `*out_stats` (all zero without an
+// exporter).
+nimsync_status nimsync_trace_get_stats(nimsync_trace_stats *out_stats);
+
+// Copies the exporter's last error ("" if none) into `buffer` (see the
+// module notes on text output).
+nimsync_status nimsync_trace_last_export_error(char *buffer, size_t capacity, size_t *out_len);
+
+// Starts a span named `name` of `kind` (`NIMSYNC_SPAN_KIND_*`) whose
+// parent is the thread's current span (a new trace when there is none),
+// and stores it in `*out_span`. The span is not made current: push it with
+// `nimsync_trace_context_push` for its children to find it.
+//
+// ```c
+// nimsync_span *span;
+// nimsync_trace_span_start("handle request", NIMSYNC_SPAN_KIND_SERVER, &span);
+// nimsync_trace_context_push(span);
+// ... /* spans started here are its children */
+// nimsync_trace_context_pop();
+// nimsync_trace_span_free(span); /* ends it */
+// ```
+nimsync_status nimsync_trace_span_start(const char *name, uint32_t kind, nimsync_span **out_span);
+
+// Starts a span that begins a new trace, whatever the current context.
+nimsync_status nimsync_trace_span_start_root(const char *name,
+                                             uint32_t kind,
+                                             nimsync_span **out_span);
+
+// Starts a child of `parent` (which may have ended).
+nimsync_status nimsync_trace_span_start_child(const nimsync_span *parent,
+                                              const char *name,
+                                              uint32_t kind,
+                                              nimsync_span **out_span);
+
+// Starts a span whose parent is a remote span given by a `traceparent`
+// header and optional `tracestate` (NULL or ""). The `traceparent` is
+// parsed strictly (`INVALID_ARGUMENT` naming the fault: start a root span
+// instead); an invalid `tracestate` is ignored, as the W3C specification
+// requires.
+nimsync_status nimsync_trace_span_start_remote(const char *name,
+                                               uint32_t kind,
+                                               const char *traceparent,
+                                               const char *tracestate,
+                                               nimsync_span **out_span);
+
+// Takes another reference to `span` and stores it in `*out_span`; each
+// reference is released with its own `nimsync_trace_span_free`.
+nimsync_status nimsync_trace_span_clone(const nimsync_span *span, nimsync_span **out_span);
+
+// Releases one reference to `span`; the last one ends the span if it has
+// not ended. NULL is ignored; using the handle afterwards, or freeing it
+// twice, is undefined behaviour.
+void nimsync_trace_span_free(nimsync_span *span);
+
+// Ends `span` now and hands it to the exporter without blocking. Later
+// calls that change it are ignored; its ids stay readable until it is
+// freed. Ending twice is harmless.
+nimsync_status nimsync_trace_span_end(const nimsync_span *span);
+
+// Whether `nimsync_trace_span_end` was called on `span` (by any thread).
+// False for NULL.
+bool nimsync_trace_span_is_ended(const nimsync_span *span);
+
+// Whether `span` is recording: sampled and not ended. False for NULL.
+bool nimsync_trace_span_is_recording(const nimsync_span *span);
+
+// Writes `span`'s trace id, span id, parent id and flags to `*out_context`.
+nimsync_status nimsync_trace_span_context(const nimsync_span *span,
+                                          nimsync_span_context *out_context);
+
+// Sets a string attribute on `span` (replacing one with the same key; no
+// effect when the span is not recording). `key` must be non-empty UTF-8.
+nimsync_status nimsync_trace_span_set_string(const nimsync_span *span,
+                                             const char *key,
+                                             const char *value);
+
+// Sets an integer attribute (see `nimsync_trace_span_set_string`).
+nimsync_status nimsync_trace_span_set_int(const nimsync_span *span, const char *key, int64_t value);
+
+// Sets a floating-point attribute (see `nimsync_trace_span_set_string`).
+nimsync_status nimsync_trace_span_set_double(const nimsync_span *span,
+                                             const char *key,
+                                             double value);
+
+// Sets a boolean attribute (see `nimsync_trace_span_set_string`).
+nimsync_status nimsync_trace_span_set_bool(const nimsync_span *span, const char *key, bool value);
+
+// Adds an event named `name`, stamped now, with `count` attributes from
+// `attributes` (which may be NULL when `count` is 0). Nothing is added when
+// an attribute is invalid (`INVALID_ARGUMENT` names it) or the span is not
+// recording.
+//
+// ```c
+// nimsync_trace_attribute attrs[] = {
+//     {.key = "cache.key", .value_type = NIMSYNC_TRACE_ATTR_STRING, .string_value = "user:42"},
+//     {.key = "retries", .value_type = NIMSYNC_TRACE_ATTR_INT, .int_value = 2},
+// };
+// nimsync_trace_span_add_event(span, "cache miss", attrs, 2);
+// ```
+nimsync_status nimsync_trace_span_add_event(const nimsync_span *span,
+                                            const char *name,
+                                            const nimsync_trace_attribute *attributes,
+                                            size_t count);
+
+// Records an error on `span`: an `exception` event with `exception.type`
+// (`error_type`; NULL means "error") and `exception.message` (`message`),
+// and the status `ERROR` with `message` unless the status is already `OK`.
+nimsync_status nimsync_trace_span_record_error(const nimsync_span *span,
+                                               const char *error_type,
+                                               const char *message);
+
+// Sets `span`'s status: `NIMSYNC_SPAN_STATUS_OK` (final),
+// `NIMSYNC_SPAN_STATUS_ERROR` with `description` (NULL means ""), or
+// `NIMSYNC_SPAN_STATUS_UNSET` (ignored, as OpenTelemetry specifies).
+nimsync_status nimsync_trace_span_set_status(const nimsync_span *span,
+                                             uint32_t code,
+                                             const char *description);
+
+// Renames `span` (no effect once ended).
+nimsync_status nimsync_trace_span_update_name(const nimsync_span *span, const char *name);
+
+// Copies the `traceparent` header that makes `span` the parent of a
+// downstream call (55 characters) into `buffer`.
+nimsync_status nimsync_trace_span_traceparent(const nimsync_span *span,
+                                              char *buffer,
+                                              size_t capacity,
+                                              size_t *out_len);
+
+// Copies `span`'s `tracestate` header ("" when empty: send none) into
+// `buffer`.
+nimsync_status nimsync_trace_span_tracestate(const nimsync_span *span,
+                                             char *buffer,
+                                             size_t capacity,
+                                             size_t *out_len);
+
+// Makes `span` the thread's current span (keeping the current baggage)
+// until the matching `nimsync_trace_context_pop`. Spans started on this
+// thread meanwhile become its children, and tasks spawned meanwhile run
+// in its context. Pushes nest.
+nimsync_status nimsync_trace_context_push(const nimsync_span *span);
+
+// Makes a remote span, given by `traceparent` and optional `tracestate`
+// headers, the thread's current span until the matching pop: the way a
+// server continues an incoming trace. `INVALID_ARGUMENT` for an invalid
+// `traceparent` (nothing is pushed).
+nimsync_status nimsync_trace_context_push_remote(const char *traceparent, const char *tracestate);
+
+// Restores the context that was current before the last push (or attach,
+// or the push made by `nimsync_trace_baggage_set`) on this thread. `EMPTY`
+// when nothing pushed through this ABI is left on this thread.
+nimsync_status nimsync_trace_context_pop(void);
+
+// Writes the number of contexts pushed (and not yet popped) on this thread
+// to `*out_depth`.
+nimsync_status nimsync_trace_context_depth(size_t *out_depth);
+
+// Writes the identity of the thread's current span to `*out_context`;
+// `EMPTY` when there is none. Its `parent_span_id` is "" (a context holds
+// only the span's own identity).
+nimsync_status nimsync_trace_current_span_context(nimsync_span_context *out_context);
+
+// Copies the `traceparent` of the thread's current span into `buffer`;
+// `EMPTY` when there is none.
+nimsync_status nimsync_trace_current_traceparent(char *buffer, size_t capacity, size_t *out_len);
+
+// Captures the thread's current context (span and baggage) into
+// `*out_context`, to be attached in another thread. Release it with
+// `nimsync_trace_context_free`.
+//
+// ```c
+// nimsync_trace_context *cx;
+// nimsync_trace_context_capture(&cx);
+// /* in the worker thread: */
+// nimsync_trace_context_attach(cx);
+// ... /* spans here continue the captured trace */
+// nimsync_trace_context_pop();
+// nimsync_trace_context_free(cx);
+// ```
+nimsync_status nimsync_trace_context_capture(nimsync_trace_context **out_context);
+
+// Takes another reference to a captured context and stores it in
+// `*out_context`; each reference is released with its own
+// `nimsync_trace_context_free`.
+nimsync_status nimsync_trace_context_clone(const nimsync_trace_context *context,
+                                           nimsync_trace_context **out_context);
+
+// Makes a captured context the current one of this thread until the
+// matching `nimsync_trace_context_pop`.
+nimsync_status nimsync_trace_context_attach(const nimsync_trace_context *context);
+
+// Releases one reference to a captured context. NULL is ignored. Contexts
+// attached from it stay current until popped.
+void nimsync_trace_context_free(nimsync_trace_context *context);
+
+// Sets baggage `key` to `value` in the thread's current context. The
+// change is made in the context pushed last through this ABI on this
+// thread (it ends with that context's pop); when none is pushed, a context
+// is pushed for it (pop it with `nimsync_trace_context_pop`). `key` must
+// be an HTTP token (`INVALID_ARGUMENT` otherwise); `value` may be any
+// UTF-8 text (it is percent-encoded in the header).
+nimsync_status nimsync_trace_baggage_set(const char *key, const char *value);
+
+// Removes baggage `key` from the thread's current context (as
+// `nimsync_trace_baggage_set` changes it). `*out_removed` (may be NULL)
+// says whether it was there; nothing is pushed when it was not.
+nimsync_status nimsync_trace_baggage_remove(const char *key, bool *out_removed);
+
+// Copies the value of baggage `key` in the thread's current context into
+// `buffer`; `EMPTY` when the key is not there.
+nimsync_status nimsync_trace_baggage_get(const char *key,
+                                         char *buffer,
+                                         size_t capacity,
+                                         size_t *out_len);
+
+// Copies the W3C `baggage` header of the thread's current context (""
+// when there is no baggage: send none) into `buffer`.
+nimsync_status nimsync_trace_baggage_header(char *buffer, size_t capacity, size_t *out_len);
+
+// Parses a received W3C `baggage` header and makes its entries the
+// baggage of the thread's current context (replacing what was there; as
+// `nimsync_trace_baggage_set` changes it). `INVALID_ARGUMENT` for a header
+// outside the grammar (nothing changes).
+nimsync_status nimsync_trace_baggage_set_header(const char *header);
+
+// Parses a `traceparent` header strictly (W3C Trace Context level 1) into
+// `*out_parent`. `INVALID_ARGUMENT`, with a message saying what was wrong,
+// for: fewer than 55 characters; version `ff` or not two lowercase hex
+// digits; version 00 with any extra characters; a future version whose
+// extra data does not start with `-`; misplaced separators; uppercase or
+// non-hex digits; an all-zero trace id or parent id. Leading and trailing
+// spaces and tabs are ignored.
+//
+// ```c
+// nimsync_traceparent tp;
+// nimsync_status s = nimsync_trace_traceparent_parse(
+//     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &tp);
+// /* s == NIMSYNC_STATUS_OK, tp.sampled, tp.trace_id == "0af7...319c" */
+// ```
+nimsync_status nimsync_trace_traceparent_parse(const char *header, nimsync_traceparent *out_parent);
+
+// Formats a version-00 `traceparent` from a trace id (32 lowercase hex
+// digits), a parent span id (16) and flags (only the sampled bit, 0x01, is
+// kept) into `buffer`. `INVALID_ARGUMENT` for ids of the wrong length,
+// not lowercase hex, or all zeros.
+nimsync_status nimsync_trace_traceparent_format(const char *trace_id,
+                                                const char *parent_id,
+                                                uint8_t flags,
+                                                char *buffer,
+                                                size_t capacity,
+                                                size_t *out_len);
+
+// Validates a `tracestate` header (one or more comma-joined lines) and
+// copies its normalised form (members joined by `,`, no whitespace) into
+// `buffer`. `INVALID_ARGUMENT` for a key or value outside the grammar, a
+// duplicated key, or more than 32 members (the specification then says to
+// propagate none of it).
+nimsync_status nimsync_trace_tracestate_normalize(const char *header,
+                                                  char *buffer,
+                                                  size_t capacity,
+                                                  size_t *out_len);
+
+// Copies the value of `key` in the `tracestate` header `header` into
+// `buffer`; `EMPTY` when the key is absent, `INVALID_ARGUMENT` when the
+// header is invalid.
+nimsync_status nimsync_trace_tracestate_get(const char *header,
+                                            const char *key,
+                                            char *buffer,
+                                            size_t capacity,
+                                            size_t *out_len);
+
+// Sets `key` to `value` in the `tracestate` header `header` (NULL or ""
+// for an empty one), moving it to the front as the specification's update
+// rule says (dropping the rightmost member past 32), and copies the new
+// header into `buffer`. `INVALID_ARGUMENT` for an invalid header, key or
+// value.
+nimsync_status nimsync_trace_tracestate_insert(const char *header,
+                                               const char *key,
+                                               const char *value,
+                                               char *buffer,
+                                               size_t capacity,
+                                               size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,8 @@
 # adding up all of them. Each suite's full output goes to build/test-logs/.
 #
 # Suites: formatting and lint checks, Rust unit/integration/doc tests (with
-# the header freshness test), loom models, the exported-symbol check, the C
+# the header freshness test), the metrics exposition against promtool and a
+# real Prometheus server, loom models, the exported-symbol check, the C
 # programs under valgrind, docs without warnings, pytest, and the Nim tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,8 +85,9 @@ count_nim() { # std/unittest: "[OK] name" / "[FAILED] name"
 run rustfmt count_check cargo fmt --all -- --check
 run clippy count_check cargo clippy --workspace --all-targets -- -D warnings
 run cargo-test count_cargo cargo test --workspace --exclude nimsync-python
+run prometheus count_pass_lines tests/prometheus/run.sh
 run loom count_cargo env LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p nimsync-core --release \
-    --target-dir target/loom --test loom_channel --test loom_cancel --lib
+    --target-dir target/loom --test loom_channel --test loom_cancel --test loom_tracing --test loom_metrics --lib
 run rustdoc count_check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # --- C ABI ------------------------------------------------------------------

@@ -95,8 +95,11 @@ struct Node {
     /// Set (under the lock, after `reason`) when cancelled; read without it.
     cancelled: AtomicBool,
     state: Mutex<State>,
-    /// The parent and our key in its `children`, to unlink on drop.
-    parent: Option<(Weak<Node>, u64)>,
+    /// The parent and our key in its `children`, to unlink on drop. Strong:
+    /// a token keeps its ancestors alive, so `root.child().child()` is still
+    /// cancelled with `root` after the middle handle is gone (parents hold
+    /// their children weakly, so there is no cycle).
+    parent: Option<(Arc<Node>, u64)>,
     /// Our entry in the timer, to withdraw on drop.
     timer_key: Option<u64>,
 }
@@ -146,7 +149,7 @@ impl CancelToken {
         let mut st = lock(&self.node.state);
         let key = st.next_key;
         st.next_key += 1;
-        let child = Arc::new(Node::new(Some((Arc::downgrade(&self.node), key)), timer_key));
+        let child = Arc::new(Node::new(Some((self.node.clone(), key)), timer_key));
         match st.reason.clone() {
             Some(reason) => {
                 drop(st);
@@ -292,7 +295,7 @@ impl fmt::Debug for CallbackGuard {
 }
 
 impl Node {
-    fn new(parent: Option<(Weak<Node>, u64)>, timer_key: Option<u64>) -> Self {
+    fn new(parent: Option<(Arc<Node>, u64)>, timer_key: Option<u64>) -> Self {
         Node { cancelled: AtomicBool::new(false), state: Mutex::new(State::default()), parent, timer_key }
     }
 
@@ -335,13 +338,21 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some((parent, key)) = &self.parent {
-            if let Some(parent) = parent.upgrade() {
-                lock(&parent.state).children.remove(key);
-            }
-        }
         if let Some(key) = self.timer_key {
             timer::Timer::get().withdraw(key);
+        }
+        // Unlink from the parent, and release ancestors that only this chain
+        // kept alive one by one rather than recursively, so dropping the
+        // last handle of a deep chain cannot overflow the stack.
+        let mut link = self.parent.take();
+        while let Some((parent, key)) = link {
+            lock(&parent.state).children.remove(&key);
+            link = match Arc::try_unwrap(parent) {
+                // The last handle: take its own link before it drops (its
+                // `drop` then only withdraws its timer entry).
+                Ok(mut node) => node.parent.take(),
+                Err(_) => None,
+            };
         }
     }
 }

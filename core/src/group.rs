@@ -185,6 +185,15 @@ impl Default for TaskGroup {
     }
 }
 
+/// What a metrics source reads from a group ([`TaskGroup::stats_probe`]).
+pub(crate) struct GroupStats {
+    pub(crate) spawned: usize,
+    pub(crate) pending: usize,
+    pub(crate) failures: usize,
+    pub(crate) skipped: usize,
+    pub(crate) cancelled: bool,
+}
+
 /// Options of a new [`TaskGroup`].
 #[derive(Debug, Default, Clone)]
 pub struct TaskGroupBuilder {
@@ -273,6 +282,25 @@ impl TaskGroup {
     /// Cancels the group's token (tasks not yet started are skipped).
     pub fn cancel(&self, message: &str) -> bool {
         self.inner.token.cancel(message)
+    }
+
+    /// Reads the group's counters without keeping it alive (`None` once the
+    /// last handle and task are gone): what a metrics collector holds.
+    pub(crate) fn stats_probe(&self) -> Box<dyn Fn() -> Option<GroupStats> + Send + Sync> {
+        let weak = Arc::downgrade(&self.inner);
+        Box::new(move || {
+            let inner = weak.upgrade()?;
+            let failures = lock(&inner.errors).len();
+            Some(GroupStats {
+                // Relaxed: statistics.
+                spawned: inner.spawned.load(Ordering::Relaxed),
+                pending: inner.pending.count(),
+                failures,
+                // Relaxed: statistics.
+                skipped: inner.skipped.load(Ordering::Relaxed),
+                cancelled: inner.token.is_cancelled(),
+            })
+        })
     }
 
     /// Whether every task spawned so far has finished, so that
@@ -373,6 +401,9 @@ impl TaskGroup {
         let inner = &self.inner;
         // Relaxed: only uniqueness and order of spawns from one thread matter.
         let index = inner.spawned.fetch_add(1, Ordering::Relaxed);
+        // The task runs in the trace context current at spawn, if any (one
+        // thread-local read when there is none).
+        let trace_context = crate::tracing::spawn_context();
         if inner.pending.add_one() {
             // SAFETY: `self.inner` is a live `Arc`; this reference is released
             // by `finish_last` below.
@@ -381,10 +412,12 @@ impl TaskGroup {
         let job: Task = {
             let group = GroupPtr(Arc::as_ptr(inner));
             Box::new(move || {
+                let trace_guard = trace_context.map(crate::tracing::Context::attach_boxed);
                 // SAFETY: the group is alive while this task is pending (see
                 // above), and this task stays pending until `finish_last`.
                 unsafe {
                     body(&*group.get(), index);
+                    drop(trace_guard);
                     Inner::finish_last(group.get());
                 }
             })

@@ -34,11 +34,13 @@ mod error;
 pub mod group;
 mod idle;
 mod loop_waker;
+pub mod metrics;
 mod park;
 pub mod scheduler;
 mod select;
 pub mod spsc;
 mod sync;
+pub mod tracing;
 mod wait_group;
 mod waiter;
 

@@ -215,7 +215,8 @@ impl Scheduler {
     /// A panic in `task` is caught and counted; use a
     /// [`TaskGroup`](crate::TaskGroup) to receive it as an error.
     pub fn spawn(&self, task: impl FnOnce() + Send + 'static) {
-        self.shared.spawn(Box::new(task));
+        // The task runs in the trace context current here (if any).
+        self.shared.spawn(crate::tracing::bind_current(task));
     }
 
     /// Spawns an already boxed task.
@@ -329,37 +330,13 @@ impl Scheduler {
 
     /// A snapshot of every worker's counters.
     pub fn metrics(&self) -> SchedulerMetrics {
-        let s = &self.shared;
-        let workers: Vec<WorkerMetrics> = s
-            .slots
-            .iter()
-            .map(|w| {
-                let c = &w.counters;
-                WorkerMetrics {
-                    // Relaxed: statistics; each counter is exact on its own.
-                    spawned: c.spawned.load(Ordering::Relaxed),
-                    executed: c.executed.load(Ordering::Relaxed),
-                    stolen_by: c.stolen_by.load(Ordering::Relaxed),
-                    stolen_from: c.stolen_from.load(Ordering::Relaxed),
-                    queue_depth: w.stealer.len(),
-                    parks: c.parks.load(Ordering::Relaxed),
-                    panics: c.panics.load(Ordering::Relaxed),
-                }
-            })
-            .collect();
-        let executed: u64 = workers.iter().map(|w| w.executed).sum();
-        let injected = s.injected.load(Ordering::Relaxed);
-        let max = workers.iter().map(|w| w.executed).max().unwrap_or(0);
-        let mean = executed as f64 / workers.len().max(1) as f64;
-        SchedulerMetrics {
-            spawned: injected + workers.iter().map(|w| w.spawned).sum::<u64>(),
-            stolen: workers.iter().map(|w| w.stolen_by).sum(),
-            injector_depth: s.injector.len(),
-            load_imbalance: if executed == 0 { 0.0 } else { max as f64 / mean - 1.0 },
-            injected,
-            executed,
-            workers,
-        }
+        self.shared.metrics()
+    }
+
+    /// A reference that reads the pool's metrics without keeping it
+    /// running: what a metrics collector holds.
+    pub(crate) fn downgrade(&self) -> WeakScheduler {
+        WeakScheduler(Arc::downgrade(&self.shared))
     }
 
     /// Stops the pool: the workers run every task still queued (including
@@ -393,7 +370,51 @@ fn current_worker(s: &Arc<Shared>) -> Option<(usize, *const Worker<Task>)> {
     })
 }
 
+/// See [`Scheduler::downgrade`].
+pub(crate) struct WeakScheduler(std::sync::Weak<Shared>);
+
+impl WeakScheduler {
+    /// The pool's metrics, or `None` once its workers are gone.
+    pub(crate) fn metrics(&self) -> Option<SchedulerMetrics> {
+        self.0.upgrade().map(|s| s.metrics())
+    }
+}
+
 impl Shared {
+    fn metrics(&self) -> SchedulerMetrics {
+        let s = self;
+        let workers: Vec<WorkerMetrics> = s
+            .slots
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                WorkerMetrics {
+                    // Relaxed: statistics; each counter is exact on its own.
+                    spawned: c.spawned.load(Ordering::Relaxed),
+                    executed: c.executed.load(Ordering::Relaxed),
+                    stolen_by: c.stolen_by.load(Ordering::Relaxed),
+                    stolen_from: c.stolen_from.load(Ordering::Relaxed),
+                    queue_depth: w.stealer.len(),
+                    parks: c.parks.load(Ordering::Relaxed),
+                    panics: c.panics.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        let executed: u64 = workers.iter().map(|w| w.executed).sum();
+        let injected = s.injected.load(Ordering::Relaxed);
+        let max = workers.iter().map(|w| w.executed).max().unwrap_or(0);
+        let mean = executed as f64 / workers.len().max(1) as f64;
+        SchedulerMetrics {
+            spawned: injected + workers.iter().map(|w| w.spawned).sum::<u64>(),
+            stolen: workers.iter().map(|w| w.stolen_by).sum(),
+            injector_depth: s.injector.len(),
+            load_imbalance: if executed == 0 { 0.0 } else { max as f64 / mean - 1.0 },
+            injected,
+            executed,
+            workers,
+        }
+    }
+
     fn spawn(self: &Arc<Self>, task: Task) {
         // Acquire: pairs with the Release in `shutdown`.
         if self.shutdown.load(Ordering::Acquire) && current_worker(self).is_none() {

@@ -120,6 +120,28 @@ fn deep_chains_cancel_without_recursion() {
 }
 
 #[test]
+fn a_token_keeps_its_ancestors_linked_after_their_handles_are_dropped() {
+    let root = CancelToken::new();
+    let grandchild = root.child().child();
+    let mut deep = root.clone();
+    for _ in 0..200_000 {
+        deep = deep.child(); // only the newest handle is kept
+    }
+    root.cancel("stop");
+    assert_eq!(grandchild.reason(), Some(CancelReason::Requested("stop".into())));
+    assert!(deep.is_cancelled());
+    // Dropping the only handle of a 200,000-deep chain releases it without recursion.
+    drop(root);
+    drop(deep);
+    // A dropped child unlinks itself: its parent does not keep it.
+    let parent = CancelToken::new();
+    for _ in 0..1000 {
+        drop(parent.child().child());
+    }
+    assert!(parent.cancel(""));
+}
+
+#[test]
 fn a_blocked_recv_returns_cancelled_promptly() {
     let ch = Channel::<u32>::new(4, Mode::Mpmc).unwrap();
     let token = CancelToken::new();

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 /// operations woken since the last drain. Thread-safe.
 #[allow(non_camel_case_types)]
 pub struct nimsync_loop_waker {
-    waker: LoopWaker,
+    pub(crate) waker: LoopWaker,
 }
 
 enum Pending {

@@ -18,8 +18,12 @@
 pub mod async_op;
 pub mod cancel;
 pub mod channel;
+pub mod group;
+pub mod metrics;
+pub mod scheduler;
 pub mod select;
 pub mod status;
+pub mod tracing;
 
 use std::ffi::{c_char, CStr};
 

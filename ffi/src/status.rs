@@ -48,6 +48,9 @@ pub enum nimsync_status {
     /// An operating-system call failed (for example creating the loop
     /// waker's file descriptor); the message has the system's reason.
     System = 13,
+    /// One or more tasks of a task group failed (returned a non-zero status
+    /// or panicked); the group's report lists each of them.
+    TaskFailed = 14,
 }
 
 /// A failure on its way out to C: a status and its message.
@@ -182,6 +185,7 @@ pub extern "C" fn nimsync_status_str(status: c_int) -> *const c_char {
         11 => c"NIMSYNC_STATUS_PANIC",
         12 => c"NIMSYNC_STATUS_PENDING",
         13 => c"NIMSYNC_STATUS_SYSTEM",
+        14 => c"NIMSYNC_STATUS_TASK_FAILED",
         _ => c"NIMSYNC_STATUS_UNKNOWN",
     };
     name.as_ptr()

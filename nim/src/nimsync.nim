@@ -23,12 +23,27 @@
 ##
 ## Modules: `nimsync/channels <nimsync/channels.html>`_ (channels),
 ## `nimsync/select <nimsync/select.html>`_ (select), `nimsync/errors
-## <nimsync/errors.html>`_ (the exception hierarchy).
+## <nimsync/errors.html>`_ (the exception hierarchy), `nimsync/cancel
+## <nimsync/cancel.html>`_ (cancel scopes, timeouts and deadlines),
+## `nimsync/scheduler <nimsync/scheduler.html>`_ (the work-stealing pool and
+## its metrics), `nimsync/groups <nimsync/groups.html>`_ (task groups),
+## `nimsync/metrics <nimsync/metrics.html>`_ (counters, gauges, histograms,
+## Prometheus exposition and a ``/metrics`` endpoint),
+## `nimsync/tracing <nimsync/tracing.html>`_ (spans, W3C trace context and
+## baggage, OTLP export).
 
 import nimsync/[channels, errors, select]
 import nimsync/private/abi
+import nimsync/cancel
+import nimsync/[scheduler, groups]
+import nimsync/metrics
+import nimsync/tracing
 
 export channels, errors, select
+export cancel
+export scheduler, groups
+export metrics
+export tracing
 
 const libraryAbiVersion* = AbiVersion
   ## The C ABI version this package was written for (checked against the

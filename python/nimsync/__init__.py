@@ -13,6 +13,12 @@ One runtime (written in Rust) serves C, Python and Nim. In Python:
   ``with nimsync.cancel_scope() as token:`` / ``with nimsync.timeout(seconds):`` and every
   blocking call inside the block (in that thread or asyncio task) obeys it. A stopped call
   raises :class:`Cancelled` (:class:`Timeout` for a deadline).
+- :class:`TaskGroup` runs callables on nimsync's work-stealing pool:
+  ``with nimsync.TaskGroup() as g: g.spawn(f, x)``; the block waits for every task, and
+  failures cancel the group and raise an :class:`ExceptionGroup` of all of them.
+- :class:`Collector` holds counters, gauges and histograms (``c.histogram("x").record(v)``,
+  ``h.percentile(99)``), exposes them as Prometheus text (``c.expose()``) and serves them at
+  ``/metrics`` (``with c.serve(("127.0.0.1", 0)) as server: ...``).
 
 Errors derive from :class:`NimsyncError`; a failed send hands its item back as the
 exception's ``value``.
@@ -47,7 +53,31 @@ from ._errors import (
     NimsyncError,
     Timeout,
 )
+from ._group import (
+    BaseExceptionGroup,
+    ExceptionGroup,
+    TaskGroup,
+    TaskHandle,
+    scheduler_metrics,
+)
+from ._metrics import Collector, Counter, Gauge, Histogram, MetricsServer, timed
 from ._native import select
+from ._tracing import (
+    Span,
+    TraceParent,
+    current_span,
+    format_baggage,
+    parse_baggage,
+    parse_traceparent,
+    parse_tracestate,
+    span,
+    traceparent,
+    tracestate,
+    tracing_flush,
+    tracing_init,
+    tracing_shutdown,
+    tracing_stats,
+)
 
 __version__: str = _native.__version__
 
@@ -61,6 +91,11 @@ __all__ = [
     "cancel_scope",
     "timeout",
     "current_cancel_token",
+    "TaskGroup",
+    "TaskHandle",
+    "ExceptionGroup",
+    "BaseExceptionGroup",
+    "scheduler_metrics",
     "NimsyncError",
     "ChannelClosed",
     "ChannelFull",
@@ -68,6 +103,26 @@ __all__ = [
     "Timeout",
     "Cancelled",
     "ChannelBusy",
+    "span",
+    "Span",
+    "current_span",
+    "traceparent",
+    "tracestate",
+    "TraceParent",
+    "parse_traceparent",
+    "parse_tracestate",
+    "parse_baggage",
+    "format_baggage",
+    "tracing_init",
+    "tracing_flush",
+    "tracing_shutdown",
+    "tracing_stats",
+    "Collector",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "MetricsServer",
+    "timed",
     "__version__",
 ]
 

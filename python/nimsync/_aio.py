@@ -12,7 +12,8 @@ its token and makes the descriptor readable. The descriptor is written only when
 awaiting operation exists. Cancelling an awaiting task leaves the channel consistent and
 loses no item.
 
-The awaits also obey the ambient token of ``nimsync.cancel_scope`` / ``nimsync.timeout``
+The awaits take ``cancel=`` (a ``nimsync.CancelToken``) like the blocking methods, and
+without it obey the ambient token of ``nimsync.cancel_scope`` / ``nimsync.timeout``
 (it is per task): inside such a block an awaiting operation that the scope's token stops
 raises ``nimsync.Cancelled`` (``nimsync.Timeout`` for a deadline), exactly like the
 blocking methods. ``asyncio.timeout`` and task cancellation work as usual besides.
@@ -24,7 +25,7 @@ import asyncio
 import itertools
 import weakref
 from functools import partial
-from typing import Any, Callable, Dict, Generic, TypeVar
+from typing import Any, Callable, Dict, Generic, Optional, TypeVar
 
 from . import _native
 from ._cancel import CancelToken, _current
@@ -82,20 +83,30 @@ def _bridge() -> _LoopBridge:
     return bridge
 
 
+def _check_cancel(cancel: Any) -> None:
+    """Rejects a ``cancel=`` argument that is neither a token nor None."""
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise TypeError(f"cancel must be a nimsync.CancelToken or None, not {type(cancel).__name__}")
+
+
 async def _drive(
-    make_op: Callable[[Any, int], Any], finish: Callable[[Any], Any], item: Any = _MISSING
+    make_op: Callable[[Any, int], Any],
+    finish: Callable[[Any], Any],
+    item: Any = _MISSING,
+    cancel: Optional[CancelToken] = None,
 ) -> Any:
     """Polls a native operation until it completes, sleeping on the loop in between.
 
     ``make_op(waker, token)`` creates the operation, ``finish(poll_result)`` returns the
     outcome or ``_MISSING`` while pending. ``item`` is a send's item: the exception of a
-    send that the ambient cancel token stopped carries it as ``value``.
+    send that the cancel token stopped carries it as ``value``. ``cancel`` is the
+    operation's own token; without one it waits under the ambient token.
     """
     bridge = _bridge()
     token = next(bridge.tokens)
     op = make_op(bridge.waker, token)
     # The slow path: only now look for the ambient cancel token.
-    scope: CancelToken | None = _current.get()
+    scope: Optional[CancelToken] = cancel if cancel is not None else _current.get()
     on_cancel = None
     try:
         while True:
@@ -172,28 +183,31 @@ class AsyncChannel(Generic[T]):
         """The channel this face belongs to (its blocking face)."""
         return self._ch
 
-    async def send(self, item: T) -> None:
+    async def send(self, item: T, *, cancel: Optional[CancelToken] = None) -> None:
         """Sends ``item``, waiting while the channel is full.
 
         Raises :class:`ChannelClosed` (with the item as ``value``). If the awaiting task
         is cancelled before the item was taken, the item is not sent; the same when the
-        enclosing :func:`nimsync.cancel_scope` stops it (``Cancelled``/``Timeout`` with
-        the item as ``value``).
+        ``cancel`` token (default: the enclosing :func:`nimsync.cancel_scope`'s) stops it
+        (``Cancelled``/``Timeout`` with the item as ``value``).
         """
+        _check_cancel(cancel)
         if self._offer(item):
             return
         ch = self._ch
-        await _drive(lambda waker, token: ch._send_op(item, waker, token), _send_done, item)
+        await _drive(lambda waker, token: ch._send_op(item, waker, token), _send_done, item, cancel)
 
-    async def recv(self) -> T:
-        """Receives an item, waiting while the channel is empty.
+    async def recv(self, *, cancel: Optional[CancelToken] = None) -> T:
+        """Receives an item, waiting while the channel is empty, or until the ``cancel``
+        token (default: the enclosing :func:`nimsync.cancel_scope`'s) fires.
 
         Raises :class:`ChannelClosed` once the channel is closed and drained.
         """
+        _check_cancel(cancel)
         item = self._take(_MISSING)
         if item is not _MISSING:
             return item
-        return await _drive(self._ch._recv_op, _recv_done)
+        return await _drive(self._ch._recv_op, _recv_done, _MISSING, cancel)
 
     def __aiter__(self) -> "AsyncChannel[T]":
         return self
@@ -206,13 +220,13 @@ class AsyncChannel(Generic[T]):
 
     # asyncio.Queue-compatible methods.
 
-    async def put(self, item: T) -> None:
+    async def put(self, item: T, *, cancel: Optional[CancelToken] = None) -> None:
         """``asyncio.Queue.put``: same as :meth:`send`."""
-        await self.send(item)
+        await self.send(item, cancel=cancel)
 
-    async def get(self) -> T:
+    async def get(self, *, cancel: Optional[CancelToken] = None) -> T:
         """``asyncio.Queue.get``: same as :meth:`recv`."""
-        return await self.recv()
+        return await self.recv(cancel=cancel)
 
     def put_nowait(self, item: T) -> None:
         """Raises :class:`ChannelFull` (an ``asyncio.QueueFull``) when full."""
@@ -243,10 +257,12 @@ class AsyncChannel(Generic[T]):
         """Marks one received item as processed (``asyncio.Queue.task_done``)."""
         self._ch.task_done()
 
-    async def join(self) -> None:
-        """Waits until every item sent has been marked with :meth:`task_done`."""
+    async def join(self, *, cancel: Optional[CancelToken] = None) -> None:
+        """Waits until every item sent has been marked with :meth:`task_done`, or until
+        the ``cancel`` token (default: the enclosing cancel scope's) fires."""
+        _check_cancel(cancel)
         ch = self._ch
-        await _drive(ch._join_op, _join_done)
+        await _drive(ch._join_op, _join_done, _MISSING, cancel)
 
     def close(self) -> bool:
         """Closes the channel (see :meth:`nimsync.Channel.close`)."""

@@ -39,6 +39,7 @@ nimsync._errors.Timeout: deadline exceeded
 
 from __future__ import annotations
 
+import numbers
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Optional, Type
@@ -91,6 +92,8 @@ class CancelScope:
         if parent is not None and shield:
             raise ValueError("a shielded scope has no parent: pass parent or shield=True, not both")
         if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+                raise TypeError(f"seconds must be a number or None, not {type(seconds).__name__}")
             seconds = float(seconds)
             if not seconds >= 0.0:  # also catches NaN
                 raise ValueError(f"invalid argument `seconds`: must be a non-negative number, got {seconds}")

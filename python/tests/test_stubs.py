@@ -62,13 +62,26 @@ def test_class_members_match():
         assert missing == set(), f"{name}: stubbed but missing: {missing}"
 
 
+def stub_param_names(fn):
+    """Parameter names in the order ``inspect.signature`` lists them (``*args`` and
+    ``**kwargs`` included)."""
+    a = fn.args
+    names = [x.arg for x in a.posonlyargs + a.args]
+    if a.vararg is not None:
+        names.append(a.vararg.arg)
+    names += [x.arg for x in a.kwonlyargs]
+    if a.kwarg is not None:
+        names.append(a.kwarg.arg)
+    return names
+
+
 def test_stub_function_signatures_match_the_native_ones():
     # PyO3 records text signatures; compare parameter names.
     tree = stub_tree()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             native_sig = inspect.signature(getattr(native, node.name))
-            stub_params = [a.arg for a in node.args.args + node.args.kwonlyargs]
+            stub_params = stub_param_names(node)
             assert list(native_sig.parameters) == stub_params, node.name
         if isinstance(node, ast.ClassDef):
             cls = getattr(native, node.name)
@@ -82,5 +95,5 @@ def test_stub_function_signatures_match_the_native_ones():
                     sig = inspect.signature(getattr(cls, fn.name))
                 except (TypeError, ValueError):
                     continue
-                stub_params = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
+                stub_params = stub_param_names(fn)
                 assert list(sig.parameters) == stub_params, f"{node.name}.{fn.name}: {sig} vs {stub_params}"

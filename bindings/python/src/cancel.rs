@@ -41,6 +41,20 @@ pub(crate) fn token_for(py: Python<'_>, explicit: Option<&Bound<'_, PyCancelToke
     Ok(Some(token.get().token.clone()))
 }
 
+/// Checks a `cancel=` argument: a `CancelToken` or None (a TypeError that
+/// names the argument otherwise).
+pub(crate) fn cancel_arg<'a, 'py>(
+    cancel: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Option<&'a Bound<'py, PyCancelToken>>> {
+    match cancel {
+        None => Ok(None),
+        Some(obj) => obj.cast::<PyCancelToken>().map(Some).map_err(|_| {
+            let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            PyTypeError::new_err(format!("cancel must be a nimsync.CancelToken or None, not {name}"))
+        }),
+    }
+}
+
 /// A cancellation token: one node of a tree. Cancelling a token cancels all
 /// its descendants (exactly once each, with the same reason); a child made
 /// under a cancelled token starts cancelled.

@@ -2,7 +2,7 @@
 
 use crate::aio::{PyJoinOp, PyLoopWaker, PyRecvOp, PySendOp};
 use crate::blocking::{check_timeout, checked_deadline, detached};
-use crate::cancel::{token_for, PyCancelToken};
+use crate::cancel::{cancel_arg, token_for, PyCancelToken};
 use crate::errors::{err, to_py, wait_failed};
 use nimsync_core::{CancelToken, Channel, Error, Mode, SendError, WaitGroup};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -199,9 +199,9 @@ impl PyChannel {
         py: Python<'_>,
         item: Py<PyAny>,
         timeout: Option<f64>,
-        cancel: Option<&Bound<'_, PyCancelToken>>,
+        cancel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.send_impl(py, item, timeout, false, cancel)
+        self.send_impl(py, item, timeout, false, cancel_arg(cancel)?)
     }
 
     /// Receives an item, waiting while the channel is empty (at most
@@ -213,13 +213,8 @@ impl PyChannel {
     /// item = ch.recv(cancel=token)
     /// ```
     #[pyo3(signature = (timeout = None, *, cancel = None))]
-    fn recv(
-        &self,
-        py: Python<'_>,
-        timeout: Option<f64>,
-        cancel: Option<&Bound<'_, PyCancelToken>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.recv_impl(py, timeout, false, cancel)
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>, cancel: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        self.recv_impl(py, timeout, false, cancel_arg(cancel)?)
     }
 
     /// Sends without waiting; raises `ChannelFull`, `ChannelClosed` or
@@ -247,9 +242,9 @@ impl PyChannel {
         item: Py<PyAny>,
         block: bool,
         timeout: Option<f64>,
-        cancel: Option<&Bound<'_, PyCancelToken>>,
+        cancel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.send_impl(py, item, if block { timeout } else { Some(0.0) }, true, cancel)
+        self.send_impl(py, item, if block { timeout } else { Some(0.0) }, true, cancel_arg(cancel)?)
     }
 
     /// `queue.Queue.get`: with `block` false, or when `timeout` runs out,
@@ -261,9 +256,9 @@ impl PyChannel {
         py: Python<'_>,
         block: bool,
         timeout: Option<f64>,
-        cancel: Option<&Bound<'_, PyCancelToken>>,
+        cancel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        self.recv_impl(py, if block { timeout } else { Some(0.0) }, true, cancel)
+        self.recv_impl(py, if block { timeout } else { Some(0.0) }, true, cancel_arg(cancel)?)
     }
 
     /// `queue.Queue.put_nowait`.
@@ -314,7 +309,8 @@ impl PyChannel {
     /// until the `cancel` token (default: the enclosing cancel scope's)
     /// fires (`Cancelled`, or `Timeout` for a deadline).
     #[pyo3(signature = (*, cancel = None))]
-    fn join(&self, py: Python<'_>, cancel: Option<&Bound<'_, PyCancelToken>>) -> PyResult<()> {
+    fn join(&self, py: Python<'_>, cancel: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let cancel = cancel_arg(cancel)?;
         let tasks = &self.tasks;
         if tasks.count() == 0 {
             return Ok(());

@@ -85,6 +85,14 @@ fn with_message(py: Python<'_>, error: Error, message: String, value: Option<Py<
     }
 }
 
+/// Whether `error` is a `nimsync.Cancelled` or `nimsync.Timeout`: what a
+/// blocking call raises when its token fires.
+pub(crate) fn is_cancellation(py: Python<'_>, error: &PyErr) -> bool {
+    [(&CANCELLED, "Cancelled"), (&TIMEOUT, "Timeout")]
+        .into_iter()
+        .any(|(cell, name)| class(py, cell, name).is_ok_and(|cls| error.is_instance(py, cls)))
+}
+
 /// Shorthand for errors without a value.
 pub(crate) fn err(py: Python<'_>, error: Error) -> PyErr {
     to_py(py, error, None)

@@ -1,7 +1,7 @@
 //! `nimsync.select`: one of several channel operations.
 
 use crate::blocking::{deadline, detached};
-use crate::cancel::{token_for, PyCancelToken};
+use crate::cancel::{cancel_arg, token_for};
 use crate::channel::PyChannel;
 use crate::errors::{to_py, wait_failed};
 use nimsync_core::{Error, Select};
@@ -70,8 +70,9 @@ pub(crate) fn select(
     cases: &Bound<'_, PyAny>,
     timeout: Option<f64>,
     default: bool,
-    cancel: Option<&Bound<'_, PyCancelToken>>,
+    cancel: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<(usize, Option<Py<PyAny>>)>> {
+    let cancel = cancel_arg(cancel)?;
     let parsed: Vec<Case> = cases.try_iter()?.enumerate().map(|(i, c)| parse_case(i, &c?)).collect::<PyResult<_>>()?;
     if parsed.is_empty() && timeout.is_none() && !default {
         return Err(PyValueError::new_err("select() with no case and no timeout would wait forever"));

@@ -567,6 +567,34 @@ impl<T> Channel<T> {
     }
 }
 
+/// What a metrics source reads from a channel ([`Channel::stats_probe`]).
+pub(crate) struct ChannelStats {
+    pub(crate) len: usize,
+    pub(crate) capacity: usize,
+    pub(crate) closed: bool,
+    pub(crate) waiting_senders: usize,
+    pub(crate) waiting_receivers: usize,
+}
+
+impl<T: Send + 'static> Channel<T> {
+    /// Reads the channel's gauges without keeping it alive (`None` once the
+    /// last handle is gone): what a metrics collector holds.
+    #[cfg(not(loom))]
+    pub(crate) fn stats_probe(&self) -> Box<dyn Fn() -> Option<ChannelStats> + Send + Sync> {
+        let weak = Arc::downgrade(&self.shared);
+        Box::new(move || {
+            let s = weak.upgrade()?;
+            Some(ChannelStats {
+                len: s.queue.len(),
+                capacity: s.queue.capacity(),
+                closed: s.queue.is_closed(),
+                waiting_senders: s.senders.waiting(),
+                waiting_receivers: s.receivers.waiting(),
+            })
+        })
+    }
+}
+
 impl<T: Send> IntoIterator for Channel<T> {
     type Item = T;
     type IntoIter = IntoIter<T>;
