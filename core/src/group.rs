@@ -43,7 +43,7 @@
 
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::Error;
-use crate::scheduler::{Scheduler, Task};
+use crate::scheduler::{Helpers, Scheduler, Task};
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 use crate::wait_group::{WaitGroup, WaitGroupFuture};
 use crate::waiter::WaitOptions;
@@ -158,6 +158,8 @@ struct Inner {
     /// On a line of its own: the spawning thread bumps it for every task,
     /// and the fields above are read by the workers running them.
     spawned: CachePadded<AtomicUsize>,
+    /// Workers that joined the group and sleep until `pending` reaches zero.
+    joiners: Helpers,
     errors: Mutex<Vec<TaskError>>,
     skipped: AtomicUsize,
     limit: Option<Mutex<Limit>>,
@@ -253,6 +255,7 @@ impl TaskGroupBuilder {
                 token,
                 pending: WaitGroup::new(),
                 spawned: CachePadded::new(AtomicUsize::new(0)),
+                joiners: Helpers::default(),
                 errors: Mutex::new(Vec::new()),
                 skipped: AtomicUsize::new(0),
                 limit: self.limit.map(|max| Mutex::new(Limit { max, running: 0, held: VecDeque::new() })),
@@ -452,7 +455,7 @@ impl TaskGroup {
         let inner = &self.inner;
         let mut interrupted = false;
         let done = || inner.pending.count() == 0;
-        if !inner.scheduler.help_until(&done) {
+        if !inner.scheduler.help_until(&done, Some(&inner.joiners)) {
             if let Err(e) = inner.pending.wait_with(opts) {
                 interrupted = e == Error::Interrupted;
                 inner.token.cancel(&format!("join ended early: {e}"));
@@ -516,6 +519,10 @@ impl Inner {
         // SAFETY: live until the release below (caller contract).
         let last = unsafe { &*this }.finish();
         if last {
+            // Joiners on the pool's workers may be asleep in `help_until`.
+            // SAFETY: still live: the group's own reference is released below.
+            let group = unsafe { &*this };
+            group.scheduler.wake_helpers(&group.joiners);
             // SAFETY: pairs with the increment made when `pending` left 0;
             // nothing touches the group after this.
             unsafe { Arc::decrement_strong_count(this) };

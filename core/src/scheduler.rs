@@ -42,7 +42,7 @@
 use crate::error::Error;
 use crate::idle::Idle;
 use crate::park::Parker;
-use crate::sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Backoff, Mutex, Ordering};
+use crate::sync::{fence, lock, AtomicBool, AtomicU64, AtomicUsize, Backoff, Mutex, Ordering};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -69,7 +69,8 @@ struct Counters {
 pub struct WorkerMetrics {
     /// Tasks spawned from this worker (into its own deque).
     pub spawned: u64,
-    /// Tasks this worker ran.
+    /// Tasks this worker ran, counted once each has returned (a join that
+    /// saw a task finish may return a moment before its count moves).
     pub executed: u64,
     /// Tasks this worker took from other workers' deques.
     pub stolen_by: u64,
@@ -266,7 +267,7 @@ impl Scheduler {
         let rb = match job.claim_and_run() {
             Some(rb) => rb,
             None => {
-                self.help_until(&|| job.is_done());
+                self.help_until(&|| job.is_done(), None);
                 job.take_result()
             }
         };
@@ -310,22 +311,63 @@ impl Scheduler {
     /// workers, until `done` returns true; otherwise just returns false at
     /// once. Joins call this so that a worker waiting for tasks helps run
     /// them instead of blocking the pool.
-    pub(crate) fn help_until(&self, done: &dyn Fn() -> bool) -> bool {
+    ///
+    /// With `helpers`, a worker that finds nothing to run sleeps (as an idle
+    /// worker does) until a spawn or [`Helpers::wake`] — which whoever makes
+    /// `done` true must call — wakes it; without, it yields and retries (the
+    /// right choice for fork-join, whose other half is running already).
+    pub(crate) fn help_until(&self, done: &dyn Fn() -> bool, helpers: Option<&Helpers>) -> bool {
         let Some((index, deque)) = current_worker(&self.shared) else { return false };
+        // SAFETY: `deque` is this thread's own deque (set by run_worker on
+        // this thread, valid while it runs).
+        let deque = unsafe { &*deque };
+        let s = &self.shared;
         let mut backoff = Backoff::new();
         while !done() {
-            // SAFETY: `deque` is this thread's own deque (set by run_worker on
-            // this thread, valid while it runs).
-            match find_task(&self.shared, index, unsafe { &*deque }) {
+            match find_task(s, index, deque) {
                 Some(task) => {
-                    run_task(&self.shared, index, task);
+                    run_task(s, index, task);
                     backoff = Backoff::new();
                 }
                 None if !backoff.is_completed() => backoff.snooze(),
-                None => std::thread::yield_now(),
+                None => match helpers {
+                    None => std::thread::yield_now(),
+                    Some(helpers) => {
+                        helpers.add(index);
+                        s.idle.sleep(
+                            index,
+                            &s.parkers,
+                            // Checked after the SeqCst fence of `sleep`, which
+                            // follows our entry in `helpers`: pairs with the
+                            // fence in `Helpers::wake`.
+                            || done() || s.has_work() || !deque.is_empty() || s.shutdown.load(Ordering::Acquire),
+                            || bump(&s.slots[index].counters.parks, 1),
+                        );
+                        helpers.remove(index);
+                        backoff = Backoff::new();
+                    }
+                },
             }
         }
         true
+    }
+
+    /// Wakes the workers sleeping in [`help_until`](Self::help_until) on
+    /// `helpers`. Call after making their `done` condition true.
+    pub(crate) fn wake_helpers(&self, helpers: &Helpers) {
+        // SeqCst fence: the waker's half of the handshake with `help_until`
+        // (entry in the list, fence, check `done`): either the helper sees
+        // `done`, or this load sees the helper.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fences; a stale non-zero only costs a look
+        // under the lock.
+        if helpers.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let waiting = std::mem::take(&mut *lock(&helpers.list));
+        for w in waiting {
+            self.shared.parkers[w].unpark();
+        }
     }
 
     /// A snapshot of every worker's counters.
@@ -441,6 +483,34 @@ impl Shared {
 
     fn has_work(&self) -> bool {
         !self.injector.is_empty() || self.slots.iter().any(|w| !w.stealer.is_empty())
+    }
+}
+
+/// The workers sleeping in [`Scheduler::help_until`] until a condition holds
+/// (a group's joiners); see [`Scheduler::wake_helpers`].
+#[derive(Default)]
+pub(crate) struct Helpers {
+    /// Length of `list`, read without the lock by wakers.
+    count: AtomicUsize,
+    list: Mutex<Vec<usize>>,
+}
+
+impl Helpers {
+    fn add(&self, worker: usize) {
+        let mut list = lock(&self.list);
+        list.push(worker);
+        // Relaxed: written under the lock; wakers read it after a SeqCst
+        // fence that pairs with the one in `Idle::sleep`.
+        self.count.store(list.len(), Ordering::Relaxed);
+    }
+
+    fn remove(&self, worker: usize) {
+        let mut list = lock(&self.list);
+        if let Some(i) = list.iter().position(|&w| w == worker) {
+            list.swap_remove(i);
+        }
+        // Relaxed: as in `add`.
+        self.count.store(list.len(), Ordering::Relaxed);
     }
 }
 

@@ -52,6 +52,12 @@ fn tasks_spawned_by_tasks_are_stolen_by_idle_workers() {
     });
     group.join().unwrap();
     drop(start);
+    // A worker counts a task once it has returned, which can be just after
+    // the join saw the task finish: wait for the count (bounded).
+    let t0 = Instant::now();
+    while pool.metrics().executed < 3 && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::yield_now();
+    }
     let m = pool.metrics();
     assert_eq!(m.executed, 3);
     assert!(m.stolen >= 1, "{m:?}");
@@ -319,4 +325,61 @@ fn a_group_that_empties_and_refills_many_times_joins_every_time() {
     }
     let expected: usize = (1..=200).map(|r| r % 7).sum();
     assert_eq!(runs.load(Ordering::Relaxed), expected);
+}
+
+/// The CPU clock of the calling thread, readable from other threads.
+fn this_thread_cpu_clock() -> libc::clockid_t {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: our own thread and a valid out-pointer.
+    assert_eq!(unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) }, 0);
+    clock
+}
+
+fn cpu_time(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a thread CPU clock of a live thread and a valid out-pointer.
+    assert_eq!(unsafe { libc::clock_gettime(clock, &mut ts) }, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn a_worker_joining_a_blocked_group_sleeps_until_the_group_finishes() {
+    let pool = Scheduler::new(2).unwrap();
+    let gate = Channel::<()>::new(1, Mode::Mpmc).unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (joining_tx, joining_rx) = std::sync::mpsc::channel();
+    let (clock_tx, clock_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let outer = TaskGroup::builder().scheduler(&pool).build().unwrap();
+    {
+        let (pool, gate) = (pool.clone(), gate.clone());
+        outer.go(move |_| {
+            clock_tx.send(this_thread_cpu_clock()).unwrap();
+            let inner = TaskGroup::builder().scheduler(&pool).build().unwrap();
+            inner.go(move |_| {
+                started_tx.send(()).unwrap();
+                gate.recv().unwrap();
+                Ok(())
+            });
+            // Once the other worker has taken the inner task (and blocks in
+            // its recv), this one finds nothing to run: it must sleep, not
+            // spin, until the task finishes.
+            started_rx.recv().unwrap();
+            joining_tx.send(()).unwrap();
+            inner.join().unwrap();
+            done_tx.send(()).unwrap();
+            Ok(())
+        });
+    }
+    let joiner = clock_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    joining_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (cpu0, wall0) = (cpu_time(joiner), Instant::now());
+    // The measurement window: both workers are waiting, one in recv, one in join.
+    std::thread::sleep(Duration::from_millis(300));
+    let (cpu, wall) = (cpu_time(joiner) - cpu0, wall0.elapsed());
+    assert!(done_rx.try_recv().is_err(), "the join returned before its task finished");
+    gate.send(()).unwrap();
+    done_rx.recv_timeout(Duration::from_secs(10)).expect("the sleeping joiner was woken");
+    outer.join().unwrap();
+    assert!(cpu.as_secs_f64() < 0.3 * wall.as_secs_f64(), "joining worker spun: {cpu:?} of CPU in {wall:?}");
 }

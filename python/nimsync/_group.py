@@ -53,6 +53,7 @@ same ``message`` and ``exceptions`` attributes; either way it is
 from __future__ import annotations
 
 import contextvars
+import inspect
 import threading
 from functools import partial
 from types import TracebackType
@@ -124,10 +125,9 @@ class TaskHandle:
     that the group's cancellation skipped or stopped).
     """
 
-    __slots__ = ("_group", "_native", "_value", "_exception", "__weakref__")
+    __slots__ = ("_native", "_value", "_exception", "__weakref__")
 
-    def __init__(self, group: "TaskGroup", native: Any) -> None:
-        self._group = group
+    def __init__(self, native: Any) -> None:
         self._native = native
         self._value: Any = _MISSING
         self._exception: Optional[BaseException] = None
@@ -281,6 +281,11 @@ class TaskGroup:
         """
         if not callable(fn):
             raise TypeError(f"spawn() argument must be callable, not {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                "spawn() runs plain callables on worker threads; "
+                f"{getattr(fn, '__qualname__', fn)!s} is a coroutine function (use asyncio for it)"
+            )
         ctx = contextvars.copy_context()
         ctx.run(_current.set, self._token)
         call = partial(ctx.run, fn, *args, **kwargs)
@@ -289,7 +294,7 @@ class TaskGroup:
                 raise RuntimeError(
                     f"spawn() on a task group that is {self._state}: spawn inside its with block"
                 )
-            handle = TaskHandle(self, self._native.spawn(call))
+            handle = TaskHandle(self._native.spawn(call))
             self._spawned += 1
             self._handles.append(handle)
         return handle

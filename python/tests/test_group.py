@@ -65,7 +65,8 @@ def test_tasks_run_on_nimsync_workers_in_a_copy_of_the_spawners_context():
 
     def where():
         tid = threading.get_native_id()
-        name = pathlib.Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        comm = pathlib.Path(f"/proc/self/task/{tid}/comm")
+        name = comm.read_text().strip() if comm.exists() else "nimsync-worker (no /proc)"
         token = nimsync.current_cancel_token()
         var.set("changed in the task")  # stays in the task's copy
         return tid, name, token
@@ -582,6 +583,12 @@ def test_bad_arguments_and_misuse_raise_clear_errors():
     with g:
         with pytest.raises(TypeError, match="callable"):
             g.spawn(42)
+
+        async def coroutine_function():
+            pass
+
+        with pytest.raises(TypeError, match="coroutine function"):
+            g.spawn(coroutine_function)
         with pytest.raises(RuntimeError, match="only once"):
             g.__enter__()
         with pytest.raises(RuntimeError, match="with block has ended"):
@@ -596,6 +603,13 @@ def test_bad_arguments_and_misuse_raise_clear_errors():
         nimsync._native.TaskGroup().spawn(3)
     with pytest.raises(ValueError, match="limit"):
         nimsync._native.TaskGroup(limit=0)
+    with pytest.raises(ValueError, match="limit"):
+        nimsync._native.TaskGroup(limit=-(10**30))
+    with pytest.raises(TypeError, match="limit"):
+        nimsync._native.TaskGroup(limit=2.0)
+    with nimsync.TaskGroup(limit=10**30) as g:  # more than any number of tasks
+        big = g.spawn(square, 2)
+    assert big.result() == 4
     # A handle before its group is joined.
     gate = nimsync.Channel(1)
     with nimsync.TaskGroup() as g:

@@ -228,12 +228,11 @@ fn limit_arg(limit: &Bound<'_, PyAny>) -> PyResult<usize> {
     if limit.is_instance_of::<pyo3::types::PyBool>() || !limit.is_instance_of::<pyo3::types::PyInt>() {
         return Err(PyTypeError::new_err(format!("limit must be an int or None, not {}", limit.get_type().name()?)));
     }
-    match limit.extract::<i64>() {
-        Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        Ok(n) => Err(PyValueError::new_err(format!("invalid argument `limit`: must be at least 1, got {n}"))),
-        // Larger than any number of tasks: no limit in effect.
-        Err(_) => Ok(usize::MAX),
+    if limit.lt(1)? {
+        return Err(PyValueError::new_err(format!("invalid argument `limit`: must be at least 1, got {limit}")));
     }
+    // Larger than any number of tasks: no limit in effect.
+    Ok(limit.extract::<usize>().unwrap_or(usize::MAX))
 }
 
 /// The result slot of one task (the native half of `nimsync.TaskHandle`).
