@@ -173,7 +173,9 @@ fn the_concurrency_limit_is_never_exceeded() {
 #[test]
 fn a_group_deadline_cancels_its_tasks() {
     let pool = pool();
-    let group = TaskGroup::builder().scheduler(&pool).timeout(Duration::from_millis(30)).build().unwrap();
+    // Long enough that the task has started (and blocked) before the deadline
+    // even on a loaded machine; a task that had not would be skipped instead.
+    let group = TaskGroup::builder().scheduler(&pool).timeout(Duration::from_millis(200)).build().unwrap();
     let ch = Channel::<u32>::new(1, Mode::Mpmc).unwrap();
     let h = group.spawn(move |token| Ok(ch.recv_with(&WaitOptions::new().cancel(token))));
     let err = group.join().unwrap_err();
