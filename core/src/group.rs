@@ -455,12 +455,24 @@ impl TaskGroup {
         let inner = &self.inner;
         let mut interrupted = false;
         let done = || inner.pending.count() == 0;
-        if !inner.scheduler.help_until(&done, Some(&inner.joiners)) {
-            if let Err(e) = inner.pending.wait_with(opts) {
-                interrupted = e == Error::Interrupted;
-                inner.token.cancel(&format!("join ended early: {e}"));
-                inner.pending.wait();
-            }
+        if inner.scheduler.on_worker() {
+            // A worker helps instead of blocking; the options' token and
+            // deadline then end the join by cancelling the group, whose tasks
+            // finish (or are skipped) and so bring the join to its end.
+            let cancel_group = |why: Error| {
+                let group = inner.token.clone();
+                move |_: &CancelReason| {
+                    group.cancel(&format!("join ended early: {why}"));
+                }
+            };
+            let deadline = opts.deadline.map(|d| CancelToken::new().with_deadline(d));
+            let _watch_deadline = deadline.as_ref().map(|t| t.on_cancel(cancel_group(Error::Timeout)));
+            let _watch_token = opts.cancel.map(|t| t.on_cancel(cancel_group(Error::Cancelled)));
+            inner.scheduler.help_until(&done, Some(&inner.joiners));
+        } else if let Err(e) = inner.pending.wait_with(opts) {
+            interrupted = e == Error::Interrupted;
+            inner.token.cancel(&format!("join ended early: {e}"));
+            inner.pending.wait();
         }
         let errors = std::mem::take(&mut *lock(&inner.errors));
         let cancelled = inner.token.reason();

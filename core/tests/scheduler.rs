@@ -385,3 +385,37 @@ fn a_worker_joining_a_blocked_group_sleeps_until_the_group_finishes() {
     outer.join().unwrap();
     assert!(cpu.as_secs_f64() < 0.3 * wall.as_secs_f64(), "joining worker spun: {cpu:?} of CPU in {wall:?}");
 }
+
+#[test]
+fn a_join_on_a_worker_keeps_its_deadline_and_token() {
+    let pool = Scheduler::new(2).unwrap();
+    let outer = TaskGroup::builder().scheduler(&pool).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for use_token in [false, true] {
+        let (pool, tx) = (pool.clone(), tx.clone());
+        outer.go(move |_| {
+            let inner = TaskGroup::builder().scheduler(&pool).build().unwrap();
+            let ch = Channel::<u32>::new(1, Mode::Mpmc).unwrap();
+            inner.go(move |token| {
+                ch.recv_with(&WaitOptions::new().cancel(token))?;
+                Ok(())
+            });
+            let stop = CancelToken::new().with_deadline(Instant::now() + Duration::from_millis(50));
+            let t0 = Instant::now();
+            let outcome = if use_token {
+                inner.join_with(&WaitOptions::new().cancel(&stop))
+            } else {
+                inner.join_with(&WaitOptions::new().deadline(Instant::now() + Duration::from_millis(50)))
+            };
+            tx.send((use_token, outcome.map_err(|e| e.cancelled.is_some() && e.errors.is_empty()), t0.elapsed()))
+                .unwrap();
+            Ok(())
+        });
+    }
+    outer.join().unwrap();
+    for _ in 0..2 {
+        let (use_token, outcome, elapsed) = rx.recv().unwrap();
+        assert_eq!(outcome, Err(true), "token {use_token}: the join ended by cancelling its group");
+        assert!(elapsed >= Duration::from_millis(50) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
+}
