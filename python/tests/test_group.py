@@ -478,7 +478,10 @@ def test_sigint_during_the_join_cancels_waits_and_reraises():
 
 PROGRAM = textwrap.dedent(
     """
-    import sys, threading, nimsync
+    import signal, sys, threading, nimsync
+    # Python installs its Ctrl-C handler only if SIGINT was not ignored when it started
+    # (shells ignore it in background jobs): install it whatever the parent did.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ch = nimsync.Channel(1)
     finished = []
     def blocked(i):

@@ -12,7 +12,11 @@ import pytest
 
 PROGRAM = textwrap.dedent(
     """
-    import sys, nimsync
+    import signal, sys, nimsync
+    # Python installs its Ctrl-C handler only if SIGINT was not ignored when it started,
+    # and shells start background jobs with SIGINT ignored: install it whatever the
+    # parent did, so that the test checks nimsync and not how the suite was launched.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ch = nimsync.Channel(1)
     op = sys.argv[1]
     item = object()
