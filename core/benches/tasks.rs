@@ -7,7 +7,8 @@
 //!   nimsync `Scheduler::join` vs `rayon::join` (tokio: a spawned task per
 //!   fork). Milliseconds per run.
 //!
-//! Each case runs `ROUNDS` times interleaved; the median counts. JSON lines
+//! Each case runs `ROUNDS` times interleaved (fib `FIB_REPS` times per round);
+//! the median counts. JSON lines
 //! on stdout, progress on stderr. `NIMSYNC_BENCH_TASKS` and
 //! `NIMSYNC_BENCH_ROUNDS` shrink it.
 
@@ -16,6 +17,8 @@ use std::time::Instant;
 
 const CUTOFF: u64 = 20;
 const FIB_N: u64 = 30;
+/// fib runs per round (each about a millisecond).
+const FIB_REPS: usize = 15;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -183,7 +186,12 @@ fn main() {
     for round in 0..rounds {
         for (i, (case, name, run)) in cases.iter().enumerate() {
             eprint!("\r  round {}/{rounds}: {case:<6} {name:<26}", round + 1);
-            results[i].push(run());
+            // A fib run takes about a millisecond: several per round give its
+            // median as many samples as a noisy machine needs.
+            let reps = if *case == "fib" { FIB_REPS } else { 1 };
+            for _ in 0..reps {
+                results[i].push(run());
+            }
         }
     }
     eprintln!();

@@ -94,6 +94,20 @@ impl WaitGroup {
         Ok(previous == 1)
     }
 
+    /// [`done_last`](Self::done_last) for a caller that counted its own
+    /// unit with `add`/`add_one` (a task group's tasks): one `fetch_sub`
+    /// instead of a compare-exchange loop, which retries whenever a
+    /// concurrent `add` moves the count.
+    pub(crate) fn done_counted(&self) -> bool {
+        // AcqRel: as in `done_last`.
+        let previous = self.inner.count.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(previous > 0, "done_counted without a matching add");
+        if previous == 1 {
+            self.inner.waiters.notify_all();
+        }
+        previous == 1
+    }
+
     /// Outstanding units right now.
     pub fn count(&self) -> usize {
         self.inner.count.load(Ordering::Acquire)
