@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator, Tuple, Union
+from typing import Any, Iterator, Tuple, Union
 
 from . import _native
 from ._native import Counter, Gauge, Histogram, MetricsServer
@@ -53,7 +53,9 @@ class Collector(_native.Collector):
     quantiles=None, scale=1.0)`` register a metric, or return the one already registered
     under that name with the same kind and labels. ``expose()`` is the Prometheus text;
     ``serve(address)`` serves it at ``/metrics``. ``register_channel(name, channel)``
-    publishes a :class:`~nimsync.Channel`'s length, capacity and waiting threads.
+    publishes a :class:`~nimsync.Channel`'s length, capacity and waiting threads,
+    ``register_scheduler(name)`` the workers that run :class:`~nimsync.TaskGroup` tasks, and
+    ``register_group(name, group)`` a task group's counts (inside its ``with`` block).
 
     Histograms are exposed as Prometheus histograms (``_bucket``/``_sum``/``_count``, decade
     buckets from 1 to 10^12 unless ``buckets=`` says otherwise), or as summaries with
@@ -62,6 +64,16 @@ class Collector(_native.Collector):
     """
 
     __slots__ = ()
+
+    def register_group(self, name: str, group: Any) -> None:
+        """Publishes a :class:`~nimsync.TaskGroup`'s counts under ``group=name``; the group
+        must have entered its ``with`` block. Stops by itself once the group is gone."""
+        native = getattr(group, "_native", None)
+        if not isinstance(native, _native.TaskGroup):
+            raise TypeError(
+                f"group must be a nimsync.TaskGroup inside its with block, not {type(group).__name__}"
+            )
+        super().register_group(name, native)
 
     def serve(self, address: Union[str, Tuple[str, int]] = ("127.0.0.1", 9464)) -> MetricsServer:
         """Serves :meth:`expose` at ``GET /metrics`` on ``address`` (``(host, port)`` or

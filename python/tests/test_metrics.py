@@ -3,6 +3,7 @@ exposition, bad input, and the /metrics endpoint fetched with urllib."""
 
 import math
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -171,6 +172,38 @@ def test_runtime_channel_metrics():
     c.register_channel("jobs", ch)
     assert 'nimsync_channel_length{channel="jobs"' in c.expose()
     assert c.unregister_runtime("jobs")
+
+
+def test_task_pool_and_group_metrics():
+    c = nimsync.Collector()
+    c.register_scheduler("tasks")
+    gate = nimsync.Channel(1)
+    with nimsync.TaskGroup() as g:
+        c.register_group("batch", g)
+        g.spawn(gate.recv)
+        text = c.expose()
+        assert 'nimsync_group_tasks_spawned_total{group="batch"} 1' in text
+        assert 'nimsync_group_tasks_pending{group="batch"} 1' in text
+        gate.send("go")
+    text = c.expose()
+    assert 'nimsync_group_tasks_pending{group="batch"} 0' in text
+
+    def executed():
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in c.expose().splitlines()
+            if line.startswith("nimsync_scheduler_tasks_executed_total") and 'scheduler="tasks"' in line
+        )
+
+    # A worker counts a task once it has returned, a moment after the join saw it
+    # finish: wait (bounded) for the count.
+    deadline = time.monotonic() + 10
+    while executed() < 1:
+        assert time.monotonic() < deadline, c.expose()
+        time.sleep(0.001)
+    with pytest.raises(TypeError, match="nimsync.TaskGroup inside its with block"):
+        c.register_group("later", nimsync.TaskGroup())
+    assert c.unregister_runtime("batch") and c.unregister_runtime("tasks")
 
 
 def test_timed_records_the_block():

@@ -31,7 +31,7 @@ const WORKERS_ENV: &str = "NIMSYNC_PYTHON_WORKERS";
 /// waiting for the GIL), so, like `concurrent.futures.ThreadPoolExecutor`,
 /// it defaults to `min(32, cores + 4)` workers. `NIMSYNC_PYTHON_WORKERS`
 /// overrides that.
-fn python_pool() -> PyResult<&'static Scheduler> {
+pub(crate) fn python_pool() -> PyResult<&'static Scheduler> {
     static POOL: OnceLock<Result<Scheduler, String>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
         let workers = match std::env::var(WORKERS_ENV) {
@@ -108,6 +108,13 @@ fn describe(py: Python<'_>, error: &PyErr) -> String {
 pub(crate) struct PyTaskGroup {
     group: TaskGroup,
     token: Py<PyCancelToken>,
+}
+
+impl PyTaskGroup {
+    /// The core group (for the metrics collector).
+    pub(crate) fn core(&self) -> &TaskGroup {
+        &self.group
+    }
 }
 
 #[pymethods]

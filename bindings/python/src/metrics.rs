@@ -5,6 +5,7 @@
 
 use crate::channel::PyChannel;
 use crate::errors::err;
+use crate::group::PyTaskGroup;
 use nimsync_core::metrics::{
     Collector, Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, MetricsServer,
 };
@@ -209,6 +210,20 @@ impl PyCollector {
     /// threads under the label `channel=name`, read at each exposition.
     fn register_channel(&self, py: Python<'_>, name: &str, channel: PyRef<'_, PyChannel>) -> PyResult<()> {
         self.collector.register_channel(name, &channel.channel).map_err(|e| err(py, e))
+    }
+
+    /// Publishes the task pool that runs `TaskGroup` tasks (per-worker
+    /// spawned, executed, stolen, queue depth, parks; load imbalance) under
+    /// the label `scheduler=name`.
+    fn register_scheduler(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let pool = crate::group::python_pool()?;
+        self.collector.register_scheduler(name, pool).map_err(|e| err(py, e))
+    }
+
+    /// Publishes a task group's counts (tasks spawned and pending, failures,
+    /// skipped tasks) under the label `group=name`, read at each exposition.
+    fn register_group(&self, py: Python<'_>, name: &str, group: PyRef<'_, PyTaskGroup>) -> PyResult<()> {
+        self.collector.register_group(name, group.core()).map_err(|e| err(py, e))
     }
 
     /// Stops publishing the runtime object registered as `name`.
