@@ -178,6 +178,15 @@ suite "metrics (the guide's API)":
     check "nimsync_channel_length{channel=\"jobs\"" in exportPrometheus(collector)
     check collector.unregisterRuntime("jobs")
 
+  test "the scheduler's worker metrics are published":
+    let collector = initMetricsCollector()
+    let pool = getScheduler()
+    collector.registerScheduler("pool", pool)
+    check "nimsync_scheduler_tasks_executed_total{scheduler=\"pool\"" in exportPrometheus(collector)
+    check collector.unregisterRuntime("pool")
+    expect ValueError:
+      collector.registerScheduler("none", WorkStealingScheduler())
+
   test "the /metrics endpoint serves the exposition":
     let collector = initMetricsCollector()
     registerCounter(collector, "scrapes_total", "Scrapes.").incrementCounter(9)

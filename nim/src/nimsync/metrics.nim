@@ -50,6 +50,7 @@ import std/[strutils, times]
 import private/abi
 import errors
 import channels
+import scheduler
 
 type
   MetricsCollector* = object
@@ -273,6 +274,18 @@ proc registerChannel*[T](collector: MetricsCollector, name: string, channel: cha
   ## threads (``nimsync_channel_*`` families, label ``channel="<name>"``).
   ## The collector does not keep the channel alive; its series vanish with it.
   check nimsync_metrics_register_channel(collector.raw, cname(name, "name"), channel.rawHandle)
+
+proc registerScheduler*(collector: MetricsCollector, name: string, pool: WorkStealingScheduler) =
+  ## Publishes the pool's per-worker counters and load imbalance
+  ## (``nimsync_scheduler_*`` families, label ``scheduler="<name>"``). The
+  ## collector does not keep the pool alive; its series vanish with it.
+  ##
+  ## .. code-block:: nim
+  ##   collector.registerScheduler("main", getScheduler())
+  let handle = pool.rawHandle
+  if handle == nil:
+    raise newException(ValueError, "registerScheduler: the scheduler is not initialized")
+  check nimsync_metrics_register_scheduler(collector.raw, cname(name, "name"), handle)
 
 proc unregisterRuntime*(collector: MetricsCollector, name: string): bool {.discardable.} =
   ## Stops publishing the runtime object registered as `name`.

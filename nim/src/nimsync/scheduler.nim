@@ -116,6 +116,11 @@ proc `=copy`*(dest: var WorkStealingScheduler, src: WorkStealingScheduler) =
 proc notInitialized() {.noreturn.} =
   raise newException(ValueError, "the WorkStealingScheduler is not initialized: use initScheduler or getScheduler")
 
+proc rawHandle*(s: WorkStealingScheduler): ptr SchedulerHandle {.inline.} =
+  ## The C handle (internal; valid while `s` lives; nil before
+  ## `initScheduler`/`getScheduler`).
+  s.handle
+
 proc initScheduler*(numWorkers: int = 0): WorkStealingScheduler =
   ## Starts a pool of `numWorkers` threads (0: one per available core; at
   ## most 1024) and makes it the default one, returned by `getScheduler`
