@@ -181,17 +181,17 @@ impl<'a, R> Select<'a, R> {
 
     /// Waits as `opts` allows: `Err(Timeout)` at the deadline,
     /// `Err(Interrupted)` if the interrupt hook says stop, and
-    /// `Err(InvalidArgument)` for a select without cases and without deadline.
+    /// `Err(InvalidArgument)` for a select without cases, deadline or cancel
+    /// token (a select without cases waits for one of those).
     pub fn wait_with(mut self, opts: &WaitOptions<'_>) -> Result<R, Error> {
         let n = self.cases.len();
         if n == 0 {
-            return match opts.deadline {
-                None => Err(Error::invalid("cases", "a select with no case and no deadline would wait forever")),
-                Some(d) => {
-                    std::thread::sleep(d.saturating_duration_since(Instant::now()));
-                    Err(Error::Timeout)
-                }
-            };
+            if opts.deadline.is_none() && opts.cancel.is_none() {
+                return Err(Error::invalid("cases", "a select with no case and no deadline would wait forever"));
+            }
+            // Nothing can complete: wait like any other blocked operation, so
+            // the deadline, the cancel token and the interrupt hook all end it.
+            return crate::waiter::block_on(&WaitQueue::new(), opts, || None, || false);
         }
         let mut backoff = Backoff::new();
         let mut first = random_below(n);

@@ -255,3 +255,25 @@ fn blocked_send_select_rendezvous_and_waitgroup_give_up_on_cancel() {
     assert_eq!(full.recv(), Ok(0));
     assert_eq!(full.try_recv(), Err(Error::Empty));
 }
+
+#[test]
+fn a_select_without_cases_waits_for_its_token_or_deadline() {
+    let token = CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            token.cancel("stop");
+        })
+    };
+    let r = Select::<()>::new().wait_with(&WaitOptions::new().cancel(&token));
+    assert_eq!(r, Err(Error::Cancelled));
+    canceller.join().unwrap();
+
+    let t0 = Instant::now();
+    let r = Select::<()>::new().wait_with(&WaitOptions::new().deadline(t0 + Duration::from_millis(30)));
+    assert_eq!(r, Err(Error::Timeout));
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+
+    assert!(matches!(Select::<()>::new().wait_with(&WaitOptions::new()), Err(Error::InvalidArgument { .. })));
+}
