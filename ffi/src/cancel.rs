@@ -8,7 +8,7 @@
 //! cancelled. A deadline is a child that a timer cancels. A shielded token is
 //! not cancelled by the token it was made from.
 
-use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
+use crate::status::{arc_clone, arc_free, arg, guard, guard_value, nimsync_status, out, Fail};
 use nimsync_core::{CallbackGuard, CancelReason, CancelToken, Error};
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -168,15 +168,7 @@ pub extern "C" fn nimsync_cancel_token_clone(
     token: *const nimsync_cancel_token,
     out_token: *mut *mut nimsync_cancel_token,
 ) -> nimsync_status {
-    guard(|| {
-        arg(token, "token")?;
-        let out_token = out(out_token, "out_token")?;
-        // SAFETY: `token` is a live handle from `Arc::into_raw` (checked
-        // non-NULL above; liveness is the caller's contract).
-        unsafe { Arc::increment_strong_count(token) };
-        *out_token = token.cast_mut();
-        Ok(())
-    })
+    guard(|| arc_clone(token, "token", out_token, "out_token"))
 }
 
 /// Releases one reference to a token. Freeing does not cancel: children
@@ -186,15 +178,7 @@ pub extern "C" fn nimsync_cancel_token_clone(
 /// undefined behaviour.
 #[no_mangle]
 pub extern "C" fn nimsync_cancel_token_free(token: *mut nimsync_cancel_token) {
-    if token.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: a non-NULL handle came from `Arc::into_raw` in one of the
-        // constructors or `_clone` and is released exactly once (caller
-        // contract).
-        drop(unsafe { Arc::from_raw(token.cast_const()) });
-    });
+    arc_free(token);
 }
 
 /// Cancels `token` and all its descendants with

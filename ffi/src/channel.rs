@@ -1,7 +1,7 @@
 //! `nimsync_channel_*`: bounded channels of `uintptr_t` items.
 
 use crate::cancel::{nimsync_cancel_token, token_opt, wait_fail};
-use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
+use crate::status::{arc_clone, arc_free, arg, guard, nimsync_status, out, Fail};
 use nimsync_core::{CancelToken, Channel, Mode, WaitOptions};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -169,15 +169,7 @@ pub extern "C" fn nimsync_channel_clone(
     channel: *const nimsync_channel,
     out_channel: *mut *mut nimsync_channel,
 ) -> nimsync_status {
-    guard(|| {
-        arg(channel, "channel")?;
-        let out_channel = out(out_channel, "out_channel")?;
-        // SAFETY: `channel` is a live handle from `Arc::into_raw` (checked
-        // non-NULL above; liveness is the caller's contract).
-        unsafe { Arc::increment_strong_count(channel) };
-        *out_channel = channel.cast_mut();
-        Ok(())
-    })
+    guard(|| arc_clone(channel, "channel", out_channel, "out_channel"))
 }
 
 /// Releases one reference to a channel. When it was the last, the items still
@@ -185,14 +177,7 @@ pub extern "C" fn nimsync_channel_clone(
 /// Using the handle afterwards, or freeing it twice, is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn nimsync_channel_free(channel: *mut nimsync_channel) {
-    if channel.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: a non-NULL handle came from `Arc::into_raw` in `_new` or
-        // `_clone` and is released exactly once (caller contract).
-        drop(unsafe { Arc::from_raw(channel.cast_const()) });
-    });
+    arc_free(channel);
 }
 
 // The item functions try the operation once inline, with no error

@@ -165,6 +165,31 @@ pub(crate) fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Fail> {
     unsafe { ptr.as_mut() }.ok_or_else(|| Fail::null(name))
 }
 
+/// The body of a `_clone` function of a handle made by `Arc::into_raw`: takes
+/// another reference to `handle` and stores it in `*out_handle`.
+pub(crate) fn arc_clone<T>(handle: *const T, name: &str, out_handle: *mut *mut T, out_name: &str) -> Result<(), Fail> {
+    arg(handle, name)?;
+    let out_handle = out(out_handle, out_name)?;
+    // SAFETY: `handle` is a live handle from `Arc::into_raw` (checked non-NULL
+    // above; liveness is the caller's contract).
+    unsafe { std::sync::Arc::increment_strong_count(handle) };
+    *out_handle = handle.cast_mut();
+    Ok(())
+}
+
+/// The body of a `_free` function of a handle made by `Arc::into_raw`:
+/// releases one reference (NULL is ignored); the last one drops the value.
+pub(crate) fn arc_free<T>(handle: *mut T) {
+    if handle.is_null() {
+        return;
+    }
+    guard_value((), || {
+        // SAFETY: a non-NULL handle came from `Arc::into_raw` in a constructor
+        // or `_clone` and is released exactly once (caller contract).
+        drop(unsafe { std::sync::Arc::from_raw(handle.cast_const()) });
+    });
+}
+
 /// Returns the name of a status code (`"NIMSYNC_STATUS_FULL"`), or
 /// `"NIMSYNC_STATUS_UNKNOWN"` for a value that is not one. The string is
 /// static: never free it.

@@ -29,7 +29,7 @@
 //! `NIMSYNC_STATUS_EMPTY`.
 
 use crate::channel::NIMSYNC_WAIT_FOREVER;
-use crate::status::{arg, guard, guard_value, nimsync_status, out, Fail};
+use crate::status::{arc_clone, arc_free, arg, guard, guard_value, nimsync_status, out, Fail};
 use nimsync_core::tracing::{
     self as core_tracing, Baggage, BatchConfig, Context, ContextGuard, FileExporter, KeyValue, OtlpHttpExporter,
     Sampler, Span, SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceParent, TraceState, Tracer, Value,
@@ -572,15 +572,7 @@ pub extern "C" fn nimsync_trace_span_clone(
     span: *const nimsync_span,
     out_span: *mut *mut nimsync_span,
 ) -> nimsync_status {
-    guard(|| {
-        arg(span, "span")?;
-        let out_span = out(out_span, "out_span")?;
-        // SAFETY: `span` is a live handle from `Arc::into_raw` (checked
-        // non-NULL above; liveness is the caller's contract).
-        unsafe { Arc::increment_strong_count(span) };
-        *out_span = span.cast_mut();
-        Ok(())
-    })
+    guard(|| arc_clone(span, "span", out_span, "out_span"))
 }
 
 /// Releases one reference to `span`; the last one ends the span if it has
@@ -588,15 +580,7 @@ pub extern "C" fn nimsync_trace_span_clone(
 /// twice, is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn nimsync_trace_span_free(span: *mut nimsync_span) {
-    if span.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: a non-NULL handle came from `Arc::into_raw` in a start
-        // function or `_clone` and is released exactly once (caller
-        // contract). Dropping the last reference drops the span, ending it.
-        drop(unsafe { Arc::from_raw(span.cast_const()) });
-    });
+    arc_free(span);
 }
 
 /// Ends `span` now and hands it to the exporter without blocking. Later
@@ -977,15 +961,7 @@ pub extern "C" fn nimsync_trace_context_clone(
     context: *const nimsync_trace_context,
     out_context: *mut *mut nimsync_trace_context,
 ) -> nimsync_status {
-    guard(|| {
-        arg(context, "context")?;
-        let out_context = out(out_context, "out_context")?;
-        // SAFETY: `context` is a live handle from `Arc::into_raw` (checked
-        // non-NULL above; liveness is the caller's contract).
-        unsafe { Arc::increment_strong_count(context) };
-        *out_context = context.cast_mut();
-        Ok(())
-    })
+    guard(|| arc_clone(context, "context", out_context, "out_context"))
 }
 
 /// Makes a captured context the current one of this thread until the
@@ -1002,15 +978,7 @@ pub extern "C" fn nimsync_trace_context_attach(context: *const nimsync_trace_con
 /// attached from it stay current until popped.
 #[no_mangle]
 pub extern "C" fn nimsync_trace_context_free(context: *mut nimsync_trace_context) {
-    if context.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: a non-NULL handle came from `Arc::into_raw` in
-        // `nimsync_trace_context_capture` or `_clone` and is released once
-        // (caller contract).
-        drop(unsafe { Arc::from_raw(context.cast_const()) });
-    });
+    arc_free(context);
 }
 
 // ---------------------------------------------------------------------------
